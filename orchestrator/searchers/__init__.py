@@ -1,0 +1,19 @@
+"""Searchers ("what to try"): one small module each, behind one registry.
+
+`STRATEGIES` maps a config name to a Strategy class or factory; adding a searcher is one module
+plus one line here.
+"""
+
+from functools import partial
+
+from orchestrator.searchers.base import Strategy, write_json_atomic
+from orchestrator.searchers.optuna import OptunaStrategy, to_optuna
+from orchestrator.searchers.random import RandomSearch
+
+STRATEGIES = {
+    "random": RandomSearch,
+    "tpe": partial(OptunaStrategy, sampler="tpe"),
+    "optuna": OptunaStrategy,
+}
+
+__all__ = ["STRATEGIES", "OptunaStrategy", "RandomSearch", "Strategy", "to_optuna", "write_json_atomic"]

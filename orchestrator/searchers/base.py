@@ -1,0 +1,87 @@
+"""The Strategy interface: what to try next. Pure Python; knows nothing of Ray or schedulers.
+
+A strategy is asked for architectures and told their results (`None` when the trial failed or
+was rejected). Its whole state is a JSON-serialisable dict, so a search can be saved after every
+result and restored after a crash with the very same next suggestions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from search_spaces.base import Arch, SearchSpace
+
+Value = float | Sequence[float] | None
+
+
+class Strategy(ABC):
+    """Ask/tell searcher over a SearchSpace."""
+
+    def __init__(self, space: SearchSpace, *, mode: str = "max", seed: int | None = None):
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.space = space
+        self.mode = mode
+        self.seed = seed
+        self.rng = random.Random(seed)
+
+    @abstractmethod
+    def ask(self) -> Arch | None:
+        """The next architecture to evaluate, or None when the strategy has nothing left."""
+
+    @abstractmethod
+    def tell(self, arch: Arch, value: Value) -> None:
+        """The result of evaluating `arch`, in the metric's own units (None: failed)."""
+
+    def score(self, value: float) -> float:
+        """`value` oriented so that larger is always better."""
+        return value if self.mode == "max" else -value
+
+    # ---- state ---------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this strategy is (JSON-serialisable)."""
+        return {"rng": rng_to_json(self.rng)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.rng.setstate(rng_from_json(state["rng"]))
+
+    def save(self, path: str | os.PathLike) -> None:
+        write_json_atomic(path, {"strategy": type(self).__name__, "state": self.state()})
+
+    def restore(self, path: str | os.PathLike) -> None:
+        with open(path) as f:
+            self.load_state(json.load(f)["state"])
+
+
+def rng_to_json(rng: random.Random) -> list:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def rng_from_json(state: list) -> tuple:
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
+
+
+def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
+    """Write JSON so that a crash leaves either the old file or the new one, never half."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

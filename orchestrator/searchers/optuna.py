@@ -1,0 +1,158 @@
+"""Optuna samplers (TPE, CMA-ES, NSGA-II, ...) as a Strategy, through ask/tell.
+
+Ray's stock OptunaSearch has been reported to run trials one at a time; here every `ask` opens a
+new Optuna trial at once, so as many trials run concurrently as the runner allows.
+The only conversion between our architectures and Optuna's parameters is `to_optuna`, a pure
+function that replays an architecture through the space's own define-by-run `suggest`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    distribution_to_json,
+    json_to_distribution,
+)
+from optuna.trial import TrialState, create_trial
+from search_spaces.base import Arch, SearchSpace
+
+from orchestrator.searchers.base import Strategy, Value
+
+SAMPLERS = {
+    "tpe": optuna.samplers.TPESampler,
+    "cmaes": optuna.samplers.CmaEsSampler,
+    "nsga2": optuna.samplers.NSGAIISampler,
+    "random": optuna.samplers.RandomSampler,
+    "qmc": optuna.samplers.QMCSampler,
+}
+
+
+class _ReplayTrial:
+    """Answers `suggest_*` calls from a flat parameter dict and records the distributions."""
+
+    def __init__(self, params: dict[str, Any]):
+        self.params = params
+        self.distributions: dict[str, BaseDistribution] = {}
+
+    def _take(self, name: str, dist: BaseDistribution) -> Any:
+        if name not in self.params:
+            raise KeyError(f"parameter {name!r} missing from the architecture")
+        self.distributions[name] = dist
+        return self.params[name]
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self._take(name, CategoricalDistribution(list(choices)))
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
+        return self._take(name, IntDistribution(low, high, log=log, step=step))
+
+    def suggest_float(self, name: str, low: float, high: float, *, step=None, log=False) -> float:
+        return self._take(name, FloatDistribution(low, high, log=log, step=step))
+
+
+def to_optuna(space: SearchSpace, arch: Arch) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
+    """An architecture as Optuna params and distributions (only the decisions it really has)."""
+    replay = _ReplayTrial(space.to_params(arch))
+    rebuilt = space.suggest(replay)
+    if space.key(rebuilt) != space.key(arch):
+        raise ValueError("the space's suggest() does not reproduce the architecture")
+    return {k: replay.params[k] for k in replay.distributions}, replay.distributions
+
+
+class OptunaStrategy(Strategy):
+    """Any Optuna sampler, driven by ask/tell; several objectives when `directions` has several."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        mode: str = "max",
+        seed: int | None = None,
+        sampler: str = "tpe",
+        sampler_options: dict[str, Any] | None = None,
+        directions: list[str] | None = None,
+    ):
+        super().__init__(space, mode=mode, seed=seed)
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler {sampler!r} is not one of {', '.join(SAMPLERS)}")
+        self.sampler_name = sampler
+        self.sampler_options = dict(sampler_options or {})
+        self.directions = directions or ["maximize" if mode == "max" else "minimize"]
+        self._new_study()
+
+    def _new_study(self) -> None:
+        sampler = SAMPLERS[self.sampler_name](seed=self.seed, **self.sampler_options)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.study = optuna.create_study(directions=self.directions, sampler=sampler)
+        self._pending: dict[str, list[optuna.trial.Trial]] = defaultdict(list)
+
+    def ask(self) -> Arch:
+        trial = self.study.ask()
+        arch = self.space.suggest(trial)
+        self._pending[self.space.key(arch)].append(trial)
+        return arch
+
+    def tell(self, arch: Arch, value: Value) -> None:
+        waiting = self._pending.get(self.space.key(arch))
+        values = None if value is None else _as_list(value)
+        if waiting:
+            trial = waiting.pop(0)
+            if values is None:
+                self.study.tell(trial, state=TrialState.FAIL)
+            else:
+                self.study.tell(trial, values)
+            return
+        # An architecture this study did not ask for (restored or warm-started): record it.
+        params, dists = to_optuna(self.space, arch)
+        if values is None:
+            self.study.add_trial(create_trial(params=params, distributions=dists, state=TrialState.FAIL))
+        else:
+            self.study.add_trial(create_trial(params=params, distributions=dists, values=values))
+
+    def state(self) -> dict[str, Any]:
+        trials = []
+        for t in self.study.get_trials(deepcopy=False):
+            if t.state in (TrialState.COMPLETE, TrialState.FAIL):
+                trials.append(
+                    {
+                        "params": t.params,
+                        "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()},
+                        "values": t.values,
+                        "state": t.state.name,
+                    }
+                )
+        rng = getattr(getattr(self.study.sampler, "_rng", None), "rng", None)
+        sampler_rng = None
+        if rng is not None:
+            name, keys, pos, has_gauss, gauss = rng.get_state()
+            sampler_rng = [name, keys.tolist(), pos, has_gauss, gauss]
+        return {**super().state(), "trials": trials, "sampler_rng": sampler_rng}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self._new_study()
+        for t in state["trials"]:
+            dists = {k: json_to_distribution(d) for k, d in t["distributions"].items()}
+            st = TrialState[t["state"]]
+            values = t["values"] if st == TrialState.COMPLETE else None
+            self.study.add_trial(create_trial(params=t["params"], distributions=dists, values=values, state=st))
+        rng = getattr(getattr(self.study.sampler, "_rng", None), "rng", None)
+        if rng is not None and state.get("sampler_rng"):
+            import numpy as np
+
+            name, keys, pos, has_gauss, gauss = state["sampler_rng"]
+            rng.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+
+
+def _as_list(value: Value) -> list[float]:
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    return [float(v) for v in value]
