@@ -1,0 +1,5 @@
+"""User-facing errors: the CLI prints them as one line and exits with status 2."""
+
+
+class UserError(Exception):
+    """A problem with the user's input; the CLI prints it as one line and exits 2."""
