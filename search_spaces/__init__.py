@@ -6,6 +6,7 @@
 from search_spaces.base import Arch, SearchSpace, SearchSpaceError
 from search_spaces.language import Choice, Fixed, Float, Int, Repeat, Space, parse_params
 from search_spaces.mlp import MLPSpace
+from search_spaces.nb201 import NB201Space
 
 
 def custom_space(params: dict) -> Space:
@@ -16,6 +17,7 @@ def custom_space(params: dict) -> Space:
 SEARCH_SPACES = {
     "mlp": MLPSpace,
     "custom": custom_space,
+    "nb201": NB201Space,
 }
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "Float",
     "Int",
     "MLPSpace",
+    "NB201Space",
     "Repeat",
     "SearchSpace",
     "SearchSpaceError",

@@ -7,11 +7,17 @@ plus one line here.
 from functools import partial
 
 from orchestrator.searchers.base import Strategy, write_json_atomic
+from orchestrator.searchers.evolution import RegularizedEvolution
+from orchestrator.searchers.local import LocalSearch
 from orchestrator.searchers.optuna import OptunaStrategy, to_optuna
 from orchestrator.searchers.random import RandomSearch
 
 STRATEGIES = {
     "random": RandomSearch,
+    "rea": RegularizedEvolution,
+    "local": LocalSearch,
+    "cmaes": partial(OptunaStrategy, sampler="cmaes"),
+    "nsga2": partial(OptunaStrategy, sampler="nsga2"),
     "tpe": partial(OptunaStrategy, sampler="tpe"),
     "optuna": OptunaStrategy,
 }

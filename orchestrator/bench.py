@@ -1,0 +1,228 @@
+"""`nasorch bench`: every searcher over many seeds against a tabular benchmark, in-process.
+
+The searchers are the very same Strategy classes the Ray runner drives (from `STRATEGIES`);
+only the trial is replaced by a table lookup, which is what makes 50 seeds x 200 evaluations
+take seconds instead of GPU-months. Writes DIR/results.csv (searcher, seed, evaluations, best:
+the best-so-far of the table's metric), DIR/summary.csv, DIR/best_so_far.png and prints the
+summary as mean +/- std at 25, 50, 100 and 200 evaluations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import UserError
+
+CHECKPOINTS = (25, 50, 100, 200)
+DEFAULT_SEARCHERS = "random,rea,reinforce,tpe,local,guided"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from trainables.tabular import default_table_path
+
+    parser.add_argument(
+        "--table", default=None, help=f"CSV table (default: {default_table_path()})"
+    )
+    parser.add_argument("--arch-column", default="arch", help="column with the architecture key")
+    parser.add_argument("--metric-column", default="test_accuracy", help="column with the metric")
+    parser.add_argument("--mode", default="max", help="max or min: the metric's better direction")
+    parser.add_argument("--space", default="nb201", help="search space of the table's archs")
+    parser.add_argument(
+        "--space-options", default="{}", help="the space's options as JSON (default: {})"
+    )
+    parser.add_argument(
+        "--searchers",
+        default=DEFAULT_SEARCHERS,
+        help=f"comma-separated (default: {DEFAULT_SEARCHERS})",
+    )
+    parser.add_argument("--budget", type=int, default=200, help="evaluations per run (default 200)")
+    parser.add_argument("--seeds", type=int, default=50, help="runs per searcher (default 50)")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: CPU cores)")
+    parser.add_argument("--out", default="bench", help="output folder (default: ./bench)")
+
+
+def execute(args: argparse.Namespace) -> int:
+    from orchestrator.searchers import STRATEGIES
+    from search_spaces import SEARCH_SPACES
+    from trainables.tabular import Table
+
+    searchers = [s.strip() for s in args.searchers.split(",") if s.strip()]
+    unknown = [s for s in searchers if s not in STRATEGIES]
+    if unknown or not searchers:
+        raise UserError(
+            f"--searchers: unknown searcher {unknown[0] if unknown else '(none)'!r}; "
+            f"allowed: {', '.join(STRATEGIES)}"
+        )
+    if args.budget <= 0:
+        raise UserError(f"--budget must be a positive number of evaluations, got {args.budget}")
+    if args.seeds <= 0:
+        raise UserError(f"--seeds must be a positive number of runs, got {args.seeds}")
+    if args.mode not in ("max", "min"):
+        raise UserError(f"--mode must be max or min, got {args.mode!r}")
+    if args.space not in SEARCH_SPACES:
+        raise UserError(
+            f"--space: unknown space {args.space!r}; allowed: {', '.join(SEARCH_SPACES)}"
+        )
+    try:
+        space_options = json.loads(args.space_options)
+        SEARCH_SPACES[args.space](**space_options)
+    except (ValueError, TypeError) as e:
+        raise UserError(f"--space-options: not valid options for {args.space!r} ({e})") from None
+    table = Table.load(args.table, args.arch_column, args.metric_column)  # errors are UserErrors
+
+    job = {
+        "table": str(table.path),
+        "arch_column": args.arch_column,
+        "metric_column": args.metric_column,
+        "mode": args.mode,
+        "space": args.space,
+        "space_options": space_options,
+        "budget": args.budget,
+    }
+    tasks = [(job, name, seed) for name in searchers for seed in range(args.seeds)]
+    workers = max(1, min(args.workers or os.cpu_count() or 1, len(tasks)))
+    start = time.perf_counter()
+    if workers == 1:
+        runs = [run_one(*t) for t in tasks]
+    else:
+        with multiprocessing.get_context(_start_method()).Pool(workers) as pool:
+            runs = pool.starmap(run_one, tasks, chunksize=1)
+    wall = time.perf_counter() - start
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_results(out / "results.csv", runs)
+    summary = summarize(runs, searchers, args.budget)
+    write_summary(out / "summary.csv", summary)
+    plot_best_so_far(out / "best_so_far.png", runs, searchers, table.path.name, args.metric_column)
+    print(format_summary(summary, searchers, table.best(args.mode), args.metric_column))
+    seconds = {name: sum(r["seconds"] for r in runs if r["searcher"] == name) for name in searchers}
+    print(
+        f"{len(tasks)} runs x {args.budget} evaluations in {wall:.1f}s on {workers} process(es); "
+        f"searcher CPU seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items())
+    )
+    print(f"wrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'best_so_far.png'}")
+    return 0
+
+
+def _start_method() -> str:
+    # fork starts workers instantly with the table already imported; spawn elsewhere.
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def run_one(job: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
+    """One searcher, one seed: ask, look up, tell, `budget` times. Returns best-so-far curve."""
+    from orchestrator.searchers import STRATEGIES
+    from search_spaces import SEARCH_SPACES
+    from trainables.tabular import Table
+
+    table = Table.load(job["table"], job["arch_column"], job["metric_column"])
+    space = SEARCH_SPACES[job["space"]](**job["space_options"])
+    sign = 1.0 if job["mode"] == "max" else -1.0
+    t0 = time.process_time()
+    strategy = STRATEGIES[name](space, mode=job["mode"], seed=seed)
+    best: float | None = None
+    curve: list[float] = []
+    for _ in range(job["budget"]):
+        arch = strategy.ask()
+        if arch is None:  # the searcher has nothing left: its best stays
+            break
+        value = table.lookup(space.key(arch))
+        strategy.tell(arch, value)
+        if best is None or sign * value > sign * best:
+            best = value
+        curve.append(best)
+    curve += [curve[-1]] * (job["budget"] - len(curve)) if curve else []
+    return {"searcher": name, "seed": seed, "curve": curve, "seconds": time.process_time() - t0}
+
+
+def write_results(path: Path, runs: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["searcher", "seed", "evaluations", "best"])
+        for r in runs:
+            for i, b in enumerate(r["curve"], start=1):
+                w.writerow([r["searcher"], r["seed"], i, repr(b)])
+
+
+def summarize(runs: list[dict[str, Any]], searchers: list[str], budget: int) -> list[dict]:
+    import numpy as np
+
+    points = sorted({c for c in CHECKPOINTS if c <= budget} | {budget})
+    rows = []
+    for name in searchers:
+        curves = np.array([r["curve"] for r in runs if r["searcher"] == name])
+        for n in points:
+            col = curves[:, n - 1]
+            rows.append(
+                {
+                    "searcher": name,
+                    "evaluations": n,
+                    "mean": col.mean(),
+                    "std": col.std(),
+                    "runs": len(col),
+                }
+            )
+    return rows
+
+
+def write_summary(path: Path, summary: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["searcher", "evaluations", "mean", "std", "runs"])
+        w.writeheader()
+        w.writerows(summary)
+
+
+def format_summary(summary: list[dict], searchers: list[str], optimum: float, metric: str) -> str:
+    points = sorted({r["evaluations"] for r in summary})
+    cell = {(r["searcher"], r["evaluations"]): r for r in summary}
+    width = max(len(s) for s in [*searchers, "searcher"])
+    lines = [
+        f"best-so-far {metric}, mean +/- std over {summary[0]['runs']} seeds "
+        f"(table optimum {optimum:.4g})",
+        f"{'searcher':<{width}}  " + "  ".join(f"{f'{n} evals':>17}" for n in points),
+    ]
+    for s in searchers:
+        vals = [cell[(s, n)] for n in points]
+        lines.append(
+            f"{s:<{width}}  " + "  ".join(f"{v['mean']:>8.2f} +/- {v['std']:<4.2f}" for v in vals)
+        )
+    return "\n".join(lines)
+
+
+def plot_best_so_far(path: Path, runs: list, searchers: list[str], table: str, metric: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    lows = []
+    for name in searchers:
+        curves = np.array([r["curve"] for r in runs if r["searcher"] == name])
+        x = np.arange(1, curves.shape[1] + 1)
+        mean, std = curves.mean(0), curves.std(0)
+        (line,) = ax.plot(x, mean, label=name, lw=1.6)
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.12, lw=0)
+        lows.append(mean[min(len(mean) - 1, 9)])
+    # Zoom on where searchers differ: from the worst mean after 10 evaluations upward.
+    top = max(max(r["curve"][-1] for r in runs), min(r["curve"][-1] for r in runs))
+    low = min(lows)
+    if top > low:
+        ax.set_ylim(low - 0.05 * (top - low), top + 0.1 * (top - low))
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel(f"best {metric} so far")
+    ax.set_title(f"{table}: mean and +/- 1 std over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
