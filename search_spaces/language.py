@@ -116,7 +116,9 @@ class _Range(Param):
         if self.high == self.low:
             return 0.0
         if self.log:
-            return (math.log(value) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+            return (math.log(value) - math.log(self.low)) / (
+                math.log(self.high) - math.log(self.low)
+            )
         return (value - self.low) / (self.high - self.low)
 
     def _from_unit(self, u: float) -> float:
@@ -194,6 +196,8 @@ class Repeat(Param):
             raise SearchSpaceError("repeat needs a non-empty block")
         self.min, self.max, self.block = int(min), int(max), dict(block)
         self._depth = Int(self.min, self.max)
+        # A fixed depth of fixed blocks has nothing to mutate; Space.mutate must skip it.
+        self.tunable = self.min < self.max or any(p.tunable for p in self.block.values())
         self.block_width = sum(p.width for p in self.block.values())
         # Depth, then one presence bit and the block's encoding per slot (zeros when absent).
         self.width = 1 + self.max * (1 + self.block_width)
@@ -237,7 +241,10 @@ class Repeat(Param):
 
     def suggest(self, trial: Any, name: str) -> list[dict[str, Any]]:
         n = trial.suggest_int(name, self.min, self.max)
-        return [{k: p.suggest(trial, f"{name}.{i}.{k}") for k, p in self.block.items()} for i in range(n)]
+        return [
+            {k: p.suggest(trial, f"{name}.{i}.{k}") for k, p in self.block.items()}
+            for i in range(n)
+        ]
 
     def check(self, value: Any, path: str) -> None:
         if not isinstance(value, list):
@@ -326,8 +333,8 @@ def _number(spec: dict, field: str, path: str) -> float:
             value = float(value)
         except ValueError:
             raise SearchSpaceError(f"{path}.{field}: expected a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SearchSpaceError(f"{path}.{field}: expected a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SearchSpaceError(f"{path}.{field}: expected a finite number, got {value!r}")
     return value
 
 
@@ -347,39 +354,53 @@ def parse_param(spec: Any, path: str) -> Param:
         "fixed": {"type", "value"},
         "repeat": {"type", "min", "max", "block"},
     }
-    if kind not in allowed:
+    if not isinstance(kind, str) or kind not in allowed:
         raise SearchSpaceError(f"{path}.type: {kind!r} is not one of {', '.join(_TYPES)}")
     unknown = set(spec) - allowed[kind]
     if unknown:
         raise SearchSpaceError(
-            f"{path}: unknown key {sorted(unknown)[0]!r} for type {kind} "
+            f"{path}.{sorted(map(str, unknown))[0]}: unknown key for type {kind} "
             f"(allowed: {', '.join(sorted(allowed[kind] - {'type'}))})"
         )
-    try:
-        if kind == "choice":
-            if not isinstance(spec.get("values"), list) or not spec["values"]:
-                raise SearchSpaceError("needs a non-empty list 'values'")
-            return Choice(spec["values"])
-        if kind == "fixed":
-            if "value" not in spec:
-                raise SearchSpaceError("needs 'value'")
-            return Fixed(spec["value"])
-        if kind in ("int", "float"):
-            low, high = _number(spec, "low", path), _number(spec, "high", path)
-            log = spec.get("log", False)
-            if not isinstance(log, bool):
-                raise SearchSpaceError(f"'log' must be true or false, got {log!r}")
-            if kind == "int" and (low != int(low) or high != int(high)):
-                raise SearchSpaceError(f"int range needs integer bounds, got {low}..{high}")
-            return (Int if kind == "int" else Float)(low, high, log)
-        lo, hi = _number(spec, "min", path), _number(spec, "max", path)
-        block = spec.get("block")
-        if not isinstance(block, dict) or not block:
-            raise SearchSpaceError("needs a non-empty mapping 'block'")
-        return Repeat(int(lo), int(hi), parse_params(block, f"{path}.block"))
-    except SearchSpaceError as e:
-        msg = str(e)
-        raise SearchSpaceError(msg if msg.startswith(path) else f"{path}: {msg}") from None
+    # Each error names the offending field, so a message points at one line of the YAML.
+    if kind == "choice":
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise SearchSpaceError(f"{path}.values: needs a non-empty list")
+        if any(not isinstance(v, Scalar) for v in values):
+            # Optuna's categorical distributions and MLflow params hold scalars only.
+            raise SearchSpaceError(f"{path}.values: must be scalars, got {values!r}")
+        try:
+            return Choice(values)
+        except SearchSpaceError as e:
+            raise SearchSpaceError(f"{path}.values: {e}") from None
+    if kind == "fixed":
+        if "value" not in spec:
+            raise SearchSpaceError(f"{path}.value: required")
+        return Fixed(spec["value"])
+    if kind in ("int", "float"):
+        low, high = _number(spec, "low", path), _number(spec, "high", path)
+        log = spec.get("log", False)
+        if not isinstance(log, bool):
+            raise SearchSpaceError(f"{path}.log: must be true or false, got {log!r}")
+        for field, value in (("low", low), ("high", high)):
+            if kind == "int" and value != int(value):
+                raise SearchSpaceError(f"{path}.{field}: int range needs an integer, got {value}")
+        if low > high:
+            raise SearchSpaceError(f"{path}.low: {low} is greater than high ({high})")
+        if log and low <= 0:
+            raise SearchSpaceError(f"{path}.low: must be > 0 with log: true, got {low}")
+        return (Int if kind == "int" else Float)(low, high, log)
+    lo, hi = _number(spec, "min", path), _number(spec, "max", path)
+    for field, value in (("min", lo), ("max", hi)):
+        if value != int(value) or value < 0:
+            raise SearchSpaceError(f"{path}.{field}: needs an integer >= 0, got {value}")
+    if lo > hi:
+        raise SearchSpaceError(f"{path}.min: {lo} is greater than max ({hi})")
+    block = spec.get("block")
+    if not isinstance(block, dict) or not block:
+        raise SearchSpaceError(f"{path}.block: needs a non-empty mapping of parameters")
+    return Repeat(int(lo), int(hi), parse_params(block, f"{path}.block"))
 
 
 def parse_params(spec: Any, path: str = "params") -> dict[str, Param]:
