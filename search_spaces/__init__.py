@@ -4,9 +4,12 @@
 """
 
 from search_spaces.base import Arch, SearchSpace, SearchSpaceError
+from search_spaces.conv import ConvSpace
 from search_spaces.language import Choice, Fixed, Float, Int, Repeat, Space, parse_params
 from search_spaces.mlp import MLPSpace
 from search_spaces.nb201 import NB201Space
+from search_spaces.recurrent import RecurrentSpace
+from search_spaces.transformer import TransformerSpace
 
 
 def custom_space(params: dict) -> Space:
@@ -18,21 +21,27 @@ SEARCH_SPACES = {
     "mlp": MLPSpace,
     "custom": custom_space,
     "nb201": NB201Space,
+    "conv": ConvSpace,
+    "recurrent": RecurrentSpace,
+    "transformer": TransformerSpace,
 }
 
 __all__ = [
     "SEARCH_SPACES",
     "Arch",
     "Choice",
+    "ConvSpace",
     "Fixed",
     "Float",
     "Int",
     "MLPSpace",
     "NB201Space",
+    "RecurrentSpace",
     "Repeat",
     "SearchSpace",
     "SearchSpaceError",
     "Space",
+    "TransformerSpace",
     "custom_space",
     "parse_params",
 ]

@@ -1,0 +1,87 @@
+"""The cost model: exact FLOPs where they are known, positive latency, readable constraints."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from torch import nn
+
+from search_spaces import cost
+from search_spaces.cost import Cost, check_constraints, measure
+
+
+def test_flops_of_a_linear_model_are_the_analytic_value():
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    c = measure(model, (64,), latency_repeats=3)
+    assert c.flops == 2 * (64 * 32 + 32 * 10)
+    assert c.num_params == 64 * 32 + 32 + 32 * 10 + 10
+    assert c.size_mb == pytest.approx(c.num_params * 4 / 2**20)
+    assert c.latency_ms > 0
+
+
+def test_flops_of_a_conv_count_every_output_position():
+    model = nn.Conv2d(1, 4, 3, padding=1)
+    assert measure(model, (1, 8, 8), latency_repeats=1).flops == 2 * 4 * 8 * 8 * 9
+
+
+def test_lstm_and_attention_flops_are_counted_on_cpu():
+    lstm = nn.LSTM(8, 16, batch_first=True)
+    # 8 steps, each multiplying the input (8) and hidden (16) state into 4 gates of 16.
+    assert measure(lstm, (8, 8), latency_repeats=1).flops == 2 * 8 * 4 * 16 * (8 + 16)
+    attn = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+    expected = 2 * 8 * (16 * 48 + 16 * 16 + 16 * 32 + 32 * 16) + 2 * 2 * 8 * 8 * 16
+    assert measure(attn, (8, 16), latency_repeats=1).flops == expected
+
+
+def test_analytic_fallback_when_counting_fails(monkeypatch):
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("no flop counter here")
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Flatten(), nn.Linear(256, 10))
+    counted = measure(model, (1, 8, 8), latency_repeats=1).flops
+    monkeypatch.setattr(cost, "FlopCounterMode", Broken)
+    assert measure(model, (1, 8, 8), latency_repeats=1).flops == counted
+
+
+def test_buffers_count_towards_size_and_mode_is_restored():
+    model = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8))
+    c = measure(model, (8,), latency_repeats=2)
+    assert c.size_mb * 2**20 == pytest.approx((8 * 8 + 8 + 2 * 8 + 2 * 8) * 4 + 8)
+    assert model.training
+
+
+def test_as_metrics_has_the_four_names():
+    c = Cost(num_params=10, flops=20, latency_ms=0.5, size_mb=0.1)
+    assert c.as_metrics() == {"num_params": 10, "flops": 20, "latency_ms": 0.5, "size_mb": 0.1}
+
+
+def test_check_constraints_reports_each_violation():
+    c = Cost(num_params=1_500_000, flops=3_000, latency_ms=2.5, size_mb=5.7)
+    assert check_constraints(c, {}) == []
+    assert check_constraints(c, {"max_params": 2_000_000, "max_latency_ms": 3}) == []
+    out = check_constraints(c, {"max_params": 1_000_000, "max_flops": None, "max_size_mb": 4})
+    assert out == [
+        "num_params 1,500,000 parameters exceeds max_params 1,000,000",
+        "size_mb 5.7 MB exceeds max_size_mb 4",
+    ]
+    assert len(check_constraints(c, {"max_flops": 100, "max_latency_ms": 1.0})) == 2
+
+
+def test_check_constraints_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="max_param.*allowed: max_params, max_flops"):
+        check_constraints(Cost(1, 1, 1.0, 1.0), {"max_param": 5})
+
+
+def test_bad_repeat_counts_are_refused():
+    with pytest.raises(ValueError, match="latency_repeats"):
+        measure(nn.Linear(2, 2), (2,), latency_repeats=0)
+
+
+def test_measure_is_cheap():
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    measure(model, (64,))  # the first call pays torch's one-time import of its dispatch machinery
+    start = time.perf_counter()
+    measure(model, (64,))
+    assert time.perf_counter() - start < 0.3
