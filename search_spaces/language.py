@@ -124,8 +124,11 @@ class _Range(Param):
     def _from_unit(self, u: float) -> float:
         u = min(1.0, max(0.0, u))
         if self.log:
-            return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
-        return self.low + u * (self.high - self.low)
+            value = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        else:
+            value = self.low + u * (self.high - self.low)
+        # exp(log(high)) can round past high, and check() would then refuse the sample.
+        return min(self.high, max(self.low, value))
 
     def encode(self, value: Any) -> list[float]:
         return [self._to_unit(value)]

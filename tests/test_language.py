@@ -154,3 +154,9 @@ def test_a_repeat_with_nothing_to_change_is_not_tunable():
     assert not Repeat(2, 2, {"w": Fixed(1)}).tunable
     assert Repeat(1, 2, {"w": Fixed(1)}).tunable
     assert Repeat(2, 2, {"w": Choice([1, 2])}).tunable
+
+
+def test_log_float_samples_at_the_bounds_stay_inside_them():
+    p = Float(1e-3, 1e-2, log=True)
+    for u in (0.0, 1.0, 1.5, -0.5):
+        p.check(p._from_unit(u), "lr")
