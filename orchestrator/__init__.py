@@ -1,0 +1,32 @@
+"""nasorch: neural-architecture and hyperparameter search on Ray Tune, recorded in MLflow.
+
+Public API:
+    run(config) -> SearchResult      # config: ExperimentConfig, dict or YAML path
+    load_config(source, overrides)   # validated ExperimentConfig
+    STRATEGIES, SCHEDULERS           # registries: name -> class / factory
+
+Names are imported on first use, so that `import orchestrator.errors` (done by trainables on
+every Ray worker) stays light and free of import cycles.
+"""
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "run": "orchestrator.runner",
+    "SearchResult": "orchestrator.runner",
+    "ExperimentConfig": "orchestrator.config",
+    "load_config": "orchestrator.config",
+    "UserError": "orchestrator.errors",
+    "SCHEDULERS": "orchestrator.schedulers",
+    "STRATEGIES": "orchestrator.searchers",
+    "Strategy": "orchestrator.searchers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")

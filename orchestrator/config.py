@@ -1,0 +1,195 @@
+"""The experiment config: one YAML file, validated once, here, with one-line errors.
+
+Everything downstream (runner, trainables, searchers) may trust what it receives.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.errors import UserError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+RESULTS_DIR = "nasorch_results"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component(_Strict):
+    """A registered thing by name, with its own options (each algorithm its own namespace)."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Resources(_Strict):
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0, description="fractions share a GPU, e.g. 0.5 = two trials")
+
+
+class Tracking(_Strict):
+    uri: str | None = Field(None, description="MLflow tracking URI; default MLFLOW_TRACKING_URI")
+    experiment: str | None = Field(None, description="MLflow experiment; default: the name")
+
+
+class ExperimentConfig(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    metric: str = "val_accuracy"
+    mode: Literal["max", "min"] = "max"
+    num_samples: int = Field(10, ge=1)
+    max_concurrent_trials: int = Field(2, ge=1)
+    seed: int = 0
+    search_space: Component
+    trainable: Component = Component(name="torch")
+    searcher: Component = Component(name="random")
+    scheduler: Component = Component(name="fifo")
+    resources: Resources = Resources()
+    max_failures: int = Field(0, ge=0, description="retries of a failing trial, from checkpoint")
+    storage_path: str = f"{RESULTS_DIR}/ray"
+    tracking: Tracking = Tracking()
+
+    # ---- derived -------------------------------------------------------------------------
+    def resolved_storage_path(self) -> str:
+        if "://" in self.storage_path:  # a cloud URI that Ray supports (s3://, gs://, ...)
+            return self.storage_path
+        return str(Path(self.storage_path).expanduser().resolve())
+
+    def tracking_uri(self) -> str:
+        uri = self.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI")
+        return uri or default_tracking_uri()
+
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or self.name
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def default_tracking_uri() -> str:
+    return f"sqlite:///{Path(RESULTS_DIR, 'mlflow.db').resolve()}"
+
+
+# ---- loading ------------------------------------------------------------------------------
+
+
+def load_config(
+    source: ExperimentConfig | dict | str | os.PathLike, overrides: list[str] | None = None
+) -> ExperimentConfig:
+    """A validated config from an object, a dict or a YAML path, with `--set` overrides."""
+    if isinstance(source, ExperimentConfig):
+        data = source.model_dump()
+    elif isinstance(source, dict):
+        data = dict(source)
+    else:
+        data = _read_yaml(Path(source))
+    for item in overrides or []:
+        _apply_override(data, item)
+    try:
+        cfg = ExperimentConfig.model_validate(data)
+    except ValidationError as e:
+        raise UserError(format_validation_error(e, ExperimentConfig)) from None
+    check_components(cfg)
+    return cfg
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{path}: invalid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of config keys at the top level")
+    return data
+
+
+def _apply_override(data: dict, item: str) -> None:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set: expected dotted.key=value, got {item!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UserError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a mapping")
+        node = child
+    node[parts[-1]] = value
+
+
+def format_validation_error(e: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
+    """The first pydantic error as one line: `field.path: problem (allowed ...)`."""
+    err = e.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    where = prefix + ".".join(loc) if loc else prefix.rstrip(".") or "config"
+    if err["type"] == "extra_forbidden":
+        allowed = _fields_at(model, loc[:-1])
+        return f"{where}: unknown key (allowed: {', '.join(allowed)})"
+    if err["type"] == "missing":
+        return f"{where}: required"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}, got {err.get('input')!r}"
+
+
+def _fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:
+    cls: Any = model
+    for part in loc:
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        cls = field.annotation
+    return list(getattr(cls, "model_fields", {}))
+
+
+# ---- registries ---------------------------------------------------------------------------
+
+
+def check_options(field: str, name: str, factory: Any, options: dict, reserved=()) -> None:
+    """Unknown options fail here, naming the allowed ones, before anything is built."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [
+        n
+        for n, p in params.items()
+        if n not in reserved and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    for key in options:
+        if key not in allowed:
+            listed = ", ".join(allowed) or "none"
+            raise UserError(f"{field}.options: unknown option {key!r} for {name} (allowed: {listed})")
+
+
+def lookup(field: str, registry: dict, name: str) -> Any:
+    if name not in registry:
+        raise UserError(f"{field}.name: {name!r} is not one of {', '.join(sorted(registry))}")
+    return registry[name]
+
+
+def check_components(cfg: ExperimentConfig) -> None:
+    """Build each component once so that every bad name or option fails before Ray starts."""
+    from orchestrator.components import build_scheduler, build_space, build_strategy, resolve_trainable
+
+    space = build_space(cfg)
+    build_strategy(cfg, space)
+    resolve_trainable(cfg)
+    build_scheduler(cfg)

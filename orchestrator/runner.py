@@ -1,0 +1,233 @@
+"""Runs one search: config -> Ray Tune trials -> MLflow records -> a results table.
+
+This is the one place where Ray, the searchers, the trainables and MLflow meet.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from orchestrator.components import build_scheduler, build_space, build_strategy, resolve_trainable
+from orchestrator.config import ExperimentConfig, load_config
+from orchestrator.errors import UserError
+from orchestrator.report import leaderboard, to_markdown
+from orchestrator.tracking import session
+
+STATE_FILE = "nasorch_state.json"
+CONFIG_FILE = "nasorch_config.yaml"
+
+
+@dataclass
+class SearchResult:
+    """What `run` returns: every trial as a row, the best one, and where the records are."""
+
+    trials: pd.DataFrame
+    best: dict[str, Any] | None
+    experiment_path: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    config: ExperimentConfig
+
+
+def run(
+    config: ExperimentConfig | dict | str | os.PathLike,
+    *,
+    overrides: list[str] | None = None,
+    address: str | None = None,
+    progress: bool = True,
+) -> SearchResult:
+    """Run a search described by `config` (object, dict or YAML path) and return its trials."""
+    cfg = load_config(config, overrides)
+    space = build_space(cfg)
+    strategy = build_strategy(cfg, space)
+    trainable, trainable_options, max_epochs = resolve_trainable(cfg)
+    known_epochs = max_epochs if "epochs" in trainable_options else None
+    scheduler = build_scheduler(cfg)
+    tracking = session.open_search(cfg)  # fails fast on an unreachable tracking server
+    # Ray warns when per-epoch checkpoints trigger many state snapshots; they are cheap here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Our own progress line replaces Tune's console output (its new engine ignores verbose=0).
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    init_ray(address)
+
+    from ray import tune
+
+    from orchestrator.progress import Progress
+    from orchestrator.searchers.tune_adapter import StrategySearcher
+    from orchestrator.tracking.mlflow_tracker import MlflowTracker
+
+    _pickle_user_module_by_value(cfg.trainable.name)
+    run_name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment_path = os.path.join(cfg.resolved_storage_path(), run_name)
+    os.makedirs(experiment_path, exist_ok=True)
+    Path(experiment_path, CONFIG_FILE).write_text(cfg.to_yaml())
+
+    base_config = {
+        "search_space": cfg.search_space.model_dump(),
+        "trainable_options": trainable_options,
+    }
+    searcher = StrategySearcher(
+        strategy, metric=cfg.metric, mode=cfg.mode, base_config=base_config, seed=cfg.seed
+    )
+    tracker = MlflowTracker(
+        tracking.uri,
+        tracking.experiment_id,
+        tracking.parent_run_id,
+        run_tags={"nasorch.searcher": cfg.searcher.name, "nasorch.scheduler": cfg.scheduler.name},
+        describe=space.describe,
+        flatten=lambda c: flat_params(space, c),
+        state_path=os.path.join(experiment_path, STATE_FILE),
+        max_epochs=known_epochs,
+    )
+    callbacks: list[Any] = [tracker]
+    if progress:
+        callbacks.append(Progress(cfg.metric, cfg.mode, cfg.num_samples, known_epochs))
+
+    resources = {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, resources),
+        param_space={},
+        tune_config=tune.TuneConfig(
+            metric=cfg.metric,
+            mode=cfg.mode,
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=cfg.num_samples,
+            max_concurrent_trials=cfg.max_concurrent_trials,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=run_name,
+            storage_path=cfg.resolved_storage_path(),
+            callbacks=callbacks,
+            verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+        ),
+    )
+    status = "FAILED"
+    try:
+        grid = tuner.fit()
+        tracker.flush()
+        trials = trials_frame(grid, tracker, space, cfg.metric)
+        best = best_trial(trials, cfg.metric, cfg.mode)
+        session.finish_search(tracking, cfg, trials, best, grid, space)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        tracker.close()
+        session.end(tracking, status)
+    return SearchResult(
+        trials=trials,
+        best=best,
+        experiment_path=experiment_path,
+        tracking_uri=tracking.uri,
+        experiment_id=tracking.experiment_id,
+        parent_run_id=tracking.parent_run_id,
+        config=cfg,
+    )
+
+
+def init_ray(address: str | None) -> None:
+    """A local Ray on loopback by default; `address` joins an existing cluster."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    if address:
+        kwargs["address"] = address
+    else:
+        # A laptop run starts its own Ray, bound to loopback; no token is needed there. On a
+        # cluster the user's RAY_AUTH_MODE / RAY_AUTH_TOKEN are passed through untouched.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        kwargs.update(include_dashboard=False, _node_ip_address="127.0.0.1")
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"--address: cannot connect to Ray at {address or 'local'}: {first}") from None
+
+
+def _pickle_user_module_by_value(trainable_name: str) -> None:
+    """A user's `module:function` trainable travels to the workers by value, so it works on a
+    cluster whose nodes do not have the user's module installed."""
+    if ":" not in trainable_name:
+        return
+    import ray.cloudpickle as cloudpickle
+
+    module = importlib.import_module(trainable_name.partition(":")[0])
+    if not module.__name__.split(".")[0] in ("orchestrator", "search_spaces", "trainables"):
+        cloudpickle.register_pickle_by_value(module)
+
+
+def flat_params(space: Any, config: dict) -> dict[str, Any]:
+    params = {f"arch.{k}": v for k, v in space.to_params(config["arch"]).items()}
+    params.update({f"trainable.{k}": v for k, v in config.get("trainable_options", {}).items()})
+    params["seed"] = config.get("seed")
+    return params
+
+
+def trials_frame(grid: Any, tracker: Any, space: Any, metric: str) -> pd.DataFrame:
+    rows = []
+    for result in grid:
+        m = result.metrics or {}
+        config = result.config or m.get("config", {})
+        trial_id = m.get("trial_id") or os.path.basename(result.path or "")
+        arch = config.get("arch", {})
+        status = tracker.statuses.get(trial_id) or ("errored" if result.error else "completed")
+        rows.append(
+            {
+                "trial": f"t{config.get('trial_number', 0):03d}",
+                "trial_id": trial_id,
+                "status": status,
+                metric: m.get(metric),
+                "epochs": m.get("training_iteration", 0),
+                "num_params": m.get("num_params"),
+                "arch": space.describe(arch) if arch else "",
+                "arch_hash": config.get("arch_key", ""),
+                "arch_json": json.dumps(arch, sort_keys=True),
+                "node": m.get("hostname", ""),
+                "run_id": tracker.run_ids.get(trial_id, ""),
+                "checkpoint": result.checkpoint.path if result.checkpoint else "",
+                **{f"arch.{k}": v for k, v in (space.to_params(arch) if arch else {}).items()},
+            }
+        )
+    frame = pd.DataFrame(rows)
+    return frame.sort_values("trial").reset_index(drop=True) if len(frame) else frame
+
+
+def best_trial(trials: pd.DataFrame, metric: str, mode: str) -> dict[str, Any] | None:
+    if not len(trials) or metric not in trials:
+        return None
+    scored = trials[trials["status"] != "errored"].dropna(subset=[metric])
+    if not len(scored):
+        return None
+    idx = scored[metric].idxmax() if mode == "max" else scored[metric].idxmin()
+    return scored.loc[idx].to_dict()
+
+
+def print_summary(result: SearchResult, stream: Any = None, top: int = 10) -> None:
+    stream = stream or sys.stdout
+    cfg = result.config
+    board = leaderboard(result.trials, cfg.metric, cfg.mode, top)
+    stream.write(f"\nTop {len(board)} of {len(result.trials)} trials by {cfg.metric}:\n")
+    stream.write(to_markdown(board) + "\n")
+    if result.best is not None:
+        stream.write(f"\nBest: {result.best['trial']} {result.best['arch']}  {cfg.metric}={result.best[cfg.metric]:.4f}\n")
+    stream.write(f"\nRay results: {result.experiment_path}\n")
+    stream.write(f"MLflow runs: {session.ui_hint(result.tracking_uri, result.experiment_id)}\n")

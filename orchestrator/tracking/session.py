@@ -1,0 +1,177 @@
+"""The search's side of MLflow: experiment, parent run, final summary and best model."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from orchestrator.config import ExperimentConfig, default_tracking_uri
+from orchestrator.errors import UserError
+from orchestrator.report import leaderboard, to_markdown
+
+# Without this tag MLflow 3 opens an experiment on its GenAI overview, not on the runs.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+SECRET = re.compile(r"(token|password|passwd|secret|credential|api[_-]?key|access[_-]?key|^key$)", re.I)
+
+
+@dataclass
+class Tracking:
+    client: Any
+    uri: str
+    experiment_id: str
+    parent_run_id: str
+
+
+def mask_secrets(value: Any) -> Any:
+    """Config values under secret-looking keys are never written to MLflow."""
+    if isinstance(value, dict):
+        return {k: "***" if SECRET.search(str(k)) else mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).read()
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise UserError(f"tracking.uri: MLflow server at {uri} is unreachable ({reason})") from None
+
+
+def _local_artifact_root(uri: str) -> str | None:
+    """A sqlite store keeps its artifacts in a folder next to the database file."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri.removeprefix("sqlite:///"))
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"tracking.uri: cannot create {db.parent} ({e.strerror})") from None
+    return (db.parent / "mlartifacts").resolve().as_uri()
+
+
+def get_experiment(client: Any, name: str, uri: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        root = _local_artifact_root(uri)
+        root = f"{root}/{name}" if root else None
+        return client.create_experiment(name, artifact_location=root, tags=EXPERIMENT_KIND)
+    if exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+    for k, v in EXPERIMENT_KIND.items():
+        if exp.tags.get(k) != v:
+            client.set_experiment_tag(exp.experiment_id, k, v)
+    return exp.experiment_id
+
+
+def open_search(cfg: ExperimentConfig) -> Tracking:
+    from mlflow.tracking import MlflowClient
+
+    for name in ("mlflow", "alembic"):  # mlflow sets its own levels when first imported
+        logging.getLogger(name).setLevel(logging.WARNING)
+    uri = cfg.tracking_uri()
+    check_reachable(uri)
+    _local_artifact_root(uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        experiment_id = get_experiment(client, cfg.experiment_name(), uri)
+    except Exception as e:  # a broken store URI: say which, not a traceback
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise UserError(f"tracking.uri: cannot use MLflow store {uri}: {first}") from None
+    started = time.strftime("%Y-%m-%d %H:%M")
+    run = client.create_run(
+        experiment_id,
+        run_name=f"{cfg.name} · {cfg.searcher.name}+{cfg.scheduler.name} · {started}",
+        tags={
+            "nasorch.role": "search",
+            "nasorch.experiment": cfg.name,
+            "nasorch.searcher": cfg.searcher.name,
+            "nasorch.scheduler": cfg.scheduler.name,
+            "nasorch.search_space": cfg.search_space.name,
+            "nasorch.trainable": cfg.trainable.name,
+        },
+    )
+    run_id = run.info.run_id
+    safe = mask_secrets(cfg.model_dump(mode="json"))
+    client.log_text(run_id, _yaml(safe), "config.yaml")
+    from mlflow.entities import Param
+
+    params = [Param(k, str(v)[:6000]) for k, v in _flatten(safe).items()]
+    client.log_batch(run_id, params=params)
+    return Tracking(client, uri, experiment_id, run_id)
+
+
+def finish_search(
+    tracking: Tracking,
+    cfg: ExperimentConfig,
+    trials: pd.DataFrame,
+    best: dict | None,
+    grid: Any,
+    space: Any,
+) -> None:
+    from mlflow.entities import Metric, RunTag
+
+    client, run_id = tracking.client, tracking.parent_run_id
+    status = trials["status"] if len(trials) else pd.Series(dtype=str)
+    now = int(time.time() * 1000)
+    metrics = {
+        "trials_completed": int((status == "completed").sum()),
+        "trials_stopped_early": int((status == "stopped_early").sum()),
+        "trials_errored": int((status == "errored").sum()),
+        "total_epochs": int(trials["epochs"].sum()) if len(trials) else 0,
+    }
+    tags = []
+    if best is not None:
+        metrics[f"best_{cfg.metric}"] = float(best[cfg.metric])
+        tags = [RunTag("nasorch.best_trial", best["trial"]), RunTag("nasorch.best_run_id", best["run_id"])]
+    client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()], tags=tags)
+    board = leaderboard(trials, cfg.metric, cfg.mode, top=len(trials))
+    client.log_text(run_id, board.to_csv(index=False), "leaderboard.csv")
+    client.log_text(run_id, to_markdown(board) + "\n", "leaderboard.md")
+    client.log_text(run_id, trials.to_csv(index=False), "trials.csv")
+    if best is not None and best.get("checkpoint") and cfg.trainable.name == "torch":
+        from orchestrator.tracking.best_model import log_best_model
+
+        log_best_model(tracking, cfg, space, best)
+
+
+def end(tracking: Tracking, status: str) -> None:
+    tracking.client.set_terminated(tracking.parent_run_id, status=status)
+
+
+def ui_hint(uri: str, experiment_id: str) -> str:
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}"
+    flag = "" if uri == default_tracking_uri() else f" --tracking-uri '{uri}'"
+    return f"nasorch ui{flag}   # then open http://127.0.0.1:5000/#/experiments/{experiment_id}"
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and k != "options":
+            out.update(_flatten(v, key + "."))
+        elif isinstance(v, (dict, list)):
+            out[key] = json.dumps(v, sort_keys=True)
+        else:
+            out[key] = v
+    return out
+
+
+def _yaml(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)
