@@ -47,7 +47,9 @@ def load(name: str = "digits", layout: str = "flat", val_fraction: float = 0.2) 
     x_tr, x_va, y_tr, y_va = train_test_split(
         x, y, test_size=val_fraction, random_state=0, stratify=y
     )
-    mean, std = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-6
+    # Pixels that never vary in training keep scale 1, or a rare stroke there would explode.
+    mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
+    std[std < 1e-6] = 1.0
     x_tr, x_va = (x_tr - mean) / std, (x_va - mean) / std
     if layout != "flat":
         shape = (1, 8, 8) if layout == "image" else (8, 8)

@@ -69,6 +69,7 @@ class StrategySearcher(Searcher):
         return {
             **self.base_config,
             "arch": arch,
+            "arch_key": self.strategy.space.key(arch),
             "trial_number": number,
             "seed": (self.seed * 1_000_003 + number) % 2**31,
         }
