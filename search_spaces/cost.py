@@ -48,7 +48,9 @@ def measure(
     """Measure `model` on a batch of one input of `input_shape` (without the batch dimension).
 
     Latency is the median of `latency_repeats` CPU forward passes in eval mode after `warmup`
-    passes; a model on another device is measured on a CPU copy. The model's mode is restored.
+    passes, at torch's current thread count; a model on another device is measured on a CPU
+    copy. The model's mode is restored. A few ms for small models, but the first call in a
+    process also pays torch's one-time import of its dispatch machinery (about a second).
     """
     if latency_repeats < 1 or warmup < 0:
         raise ValueError("latency_repeats must be >= 1 and warmup >= 0")
@@ -58,7 +60,8 @@ def measure(
     was_training = model.training
     model.eval()
     try:
-        x = torch.randn(1, *input_shape)
+        dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
+        x = torch.randn(1, *input_shape, dtype=dtype)
         flops = count_flops(model, x)
         with torch.no_grad():
             for _ in range(warmup):
@@ -81,8 +84,12 @@ def measure(
 def count_flops(model: nn.Module, x: torch.Tensor) -> int:
     """FLOPs of `model(x)`: counted by torch, analytic only if counting raises."""
     try:
-        # With grad enabled, torch's fused inference kernels (which hide the matmuls) stay off.
-        with FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS) as counter:
+        # With grad enabled, torch's fused inference kernels (which hide the matmuls) stay off,
+        # even when the caller measures inside torch.no_grad().
+        with (
+            torch.enable_grad(),
+            FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS) as counter,
+        ):
             model(x)
         return int(counter.get_total_flops())
     except Exception:  # an op the counter cannot handle: fall back to the module-level formula

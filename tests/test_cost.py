@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import torch
 from torch import nn
 
 from search_spaces import cost
@@ -32,6 +33,13 @@ def test_lstm_and_attention_flops_are_counted_on_cpu():
     attn = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
     expected = 2 * 8 * (16 * 48 + 16 * 16 + 16 * 32 + 32 * 16) + 2 * 2 * 8 * 8 * 16
     assert measure(attn, (8, 16), latency_repeats=1).flops == expected
+
+
+def test_flops_do_not_depend_on_the_callers_grad_mode():
+    layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+    with torch.no_grad():
+        inside = measure(layer, (8, 16), latency_repeats=1).flops
+    assert inside == measure(layer, (8, 16), latency_repeats=1).flops
 
 
 def test_analytic_fallback_when_counting_fails(monkeypatch):
