@@ -14,6 +14,7 @@ def check_subset(option: str, values: Any, allowed: tuple) -> None:
     bad = [v for v in values if v not in allowed or isinstance(v, bool) != want_bool]
     if bad:
         raise ValueError(f"{option}: {bad[0]!r} is not one of {list(allowed)}")
+    _check_distinct(option, values)
 
 
 def check_positive_ints(option: str, values: Any) -> list[int]:
@@ -23,7 +24,13 @@ def check_positive_ints(option: str, values: Any) -> list[int]:
     bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int) or v < 1]
     if bad:
         raise ValueError(f"{option}: {bad[0]!r} is not a positive integer")
+    _check_distinct(option, values)
     return list(values)
+
+
+def _check_distinct(option: str, values: Any) -> None:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{option}: values must be distinct, got {list(values)}")
 
 
 def check_int(option: str, value: Any, low: int, high: int) -> int:

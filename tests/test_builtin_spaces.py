@@ -36,7 +36,7 @@ def test_contract(space_cls):
         params, _ = to_optuna(space, arch)
         assert params == flat  # built-in spaces have no fixed values, so nothing is dropped
         name = space.describe(arch)
-        assert name and len(name) <= 60 and "\n" not in name
+        assert name and len(name) <= 80 and "\n" not in name
     assert len(widths) == 1
 
 
@@ -90,6 +90,8 @@ BAD_OPTIONS = [
     (ConvSpace, {"max_stages": 0}, "max_stages must be an integer from 1 to 6"),
     (ConvSpace, {"channels": []}, "channels: needs a non-empty list"),
     (ConvSpace, {"channels": [8, -1]}, "channels: -1 is not a positive integer"),
+    (ConvSpace, {"channels": [8, 8]}, "channels: values must be distinct"),
+    (ConvSpace, {"kernels": [3, 3]}, "kernels: values must be distinct"),
     (ConvSpace, {"lr": [0.1, 0.01]}, "lr must satisfy"),
     (RecurrentSpace, {"cells": ["transformer"]}, "cells: 'transformer' is not one of"),
     (RecurrentSpace, {"cells": "lstm"}, "cells: needs a non-empty list"),
