@@ -124,6 +124,9 @@ def _apply_override(data: dict, item: str) -> None:
     except yaml.YAMLError:
         value = raw
     parts = key.strip().split(".")
+    field = ExperimentConfig.model_fields.get(parts[0])
+    if parts[0] not in data and field is not None and isinstance(field.default, BaseModel):
+        data[parts[0]] = field.default.model_dump()  # --set trainable.options.x keeps the default name
     node = data
     for i, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})

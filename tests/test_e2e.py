@@ -1,0 +1,135 @@
+"""A real search: Ray Tune trials, Optuna TPE, ASHA, and the MLflow records, checked through
+MlflowClient."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+import orchestrator
+
+SMALL = {
+    "name": "e2e",
+    "metric": "val_accuracy",
+    "num_samples": 6,
+    "max_concurrent_trials": 2,
+    "seed": 1,
+    "search_space": {"name": "mlp", "options": {"max_depth": 2, "widths": [32, 64]}},
+    "trainable": {"name": "torch", "options": {"epochs": 4}},
+    "searcher": {"name": "tpe"},
+    "scheduler": {"name": "asha", "options": {"grace_period": 1, "reduction_factor": 2}},
+}
+
+
+@pytest.fixture(scope="module")
+def search(ray_local, tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    cfg = {
+        **SMALL,
+        "storage_path": str(root / "ray"),
+        "tracking": {"uri": f"sqlite:///{root}/mlflow.db"},
+    }
+    return orchestrator.run(cfg, progress=False)
+
+
+def _runs(result):
+    client = MlflowClient(result.tracking_uri)
+    runs = client.search_runs([result.experiment_id], max_results=1000)
+    parent = [r for r in runs if r.data.tags.get("nasorch.role") == "search"]
+    children = [r for r in runs if r.data.tags.get("nasorch.role") == "trial"]
+    return client, parent, children
+
+
+def test_returns_every_trial_and_the_best(search):
+    df = search.trials
+    assert len(df) == 6
+    assert set(df["status"]) <= {"completed", "stopped_early"}
+    assert (df["epochs"] >= 1).all() and (df["epochs"] <= 4).all()
+    assert search.best is not None
+    assert search.best["val_accuracy"] == df["val_accuracy"].max()
+    assert (df["status"] == "completed").sum() >= 1
+
+
+def test_parent_run_records_the_search(search):
+    client, parents, children = _runs(search)
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["nasorch.searcher"] == "tpe"
+    assert parent.data.tags["nasorch.scheduler"] == "asha"
+    m = parent.data.metrics
+    assert m["best_val_accuracy"] == pytest.approx(search.best["val_accuracy"])
+    assert m["trials_completed"] + m["trials_stopped_early"] == 6
+    assert m["trials_stopped_early"] == (search.trials["status"] == "stopped_early").sum()
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"config.yaml", "leaderboard.csv", "leaderboard.md", "trials.csv"} <= arts
+    exp = client.get_experiment(search.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_child_runs_per_trial_with_curves(search):
+    client, parents, children = _runs(search)
+    assert len(children) == 6
+    names = sorted(r.info.run_name for r in children)
+    assert names[0].startswith("t001 mlp[")
+    by_trial = {r.data.tags["nasorch.trial_id"]: r for r in children}
+    for row in search.trials.itertuples():
+        run = by_trial[row.trial_id]
+        tags = run.data.tags
+        assert tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert tags["nasorch.status"] == row.status
+        assert tags["nasorch.arch_hash"] == row.arch_hash
+        assert json.loads(tags["nasorch.arch"])["layers"]
+        assert tags["nasorch.node"]
+        assert run.data.params["arch.activation"] in ("relu", "tanh", "gelu")
+        assert "arch.layers.0.width" in run.data.params
+        history = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert [h.step for h in sorted(history, key=lambda h: h.step)] == list(range(1, row.epochs + 1))
+        assert run.data.metrics["num_params"] == row.num_params > 0
+
+
+def test_trials_ran_concurrently(search):
+    _, _, children = _runs(search)
+    spans = sorted((r.info.start_time, r.info.end_time) for r in children)
+    overlaps = sum(spans[i + 1][0] < spans[i][1] for i in range(len(spans) - 1))
+    assert overlaps >= 1
+
+
+def test_best_model_is_logged_and_loads(search):
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    from trainables.datasets import load
+
+    mlflow.set_tracking_uri(search.tracking_uri)
+    models = mlflow.search_logged_models(experiment_ids=[search.experiment_id], output_format="list")
+    assert [m.name for m in models] == ["best_model"]
+    assert models[0].source_run_id == search.parent_run_id
+    model = mlflow.pytorch.load_model(models[0].model_uri)
+    data = load("digits")
+    with torch.no_grad():
+        pred = model(torch.from_numpy(data.x_val)).argmax(1).numpy()
+    acc = float(np.mean(pred == data.y_val))
+    assert acc == pytest.approx(search.best["val_accuracy"], abs=1e-6)
+
+
+def test_user_function_trainable(ray_local, workdir):
+    result = orchestrator.run(
+        {
+            "name": "user-fn",
+            "metric": "score",
+            "num_samples": 4,
+            "search_space": {"name": "custom", "options": {"params": {"a": ["x", "yy", "zzz"]}}},
+            "trainable": {"name": "tests.helpers:noop"},
+            "searcher": {"name": "random"},
+        },
+        progress=False,
+    )
+    assert len(result.trials) == 4
+    assert (result.trials["status"] == "completed").all()
+    assert (result.trials["epochs"] == 3).all()
+    assert (workdir / "nasorch_results" / "mlflow.db").exists()
