@@ -65,7 +65,10 @@ def nasorch_run(trials: int, concurrency: int, root: str) -> float:
         "metric": "score",
         "num_samples": trials,
         "max_concurrent_trials": concurrency,
-        "search_space": {"name": "custom", "options": {"params": {"x": {"type": "float", "low": 0, "high": 1}}}},
+        "search_space": {
+            "name": "custom",
+            "options": {"params": {"x": {"type": "float", "low": 0, "high": 1}}},
+        },
         "trainable": {"name": "benchmarks.overhead:noop"},
         "searcher": {"name": "random"},
         "scheduler": {"name": "fifo"},
@@ -78,7 +81,9 @@ def nasorch_run(trials: int, concurrency: int, root: str) -> float:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(result.tracking_uri)
-    runs = client.search_runs([result.experiment_id], "tags.`nasorch.role` = 'trial'", max_results=5000)
+    runs = client.search_runs(
+        [result.experiment_id], "tags.`nasorch.role` = 'trial'", max_results=5000
+    )
     points = sum(len(client.get_metric_history(r.info.run_id, "score")) for r in runs[:20])
     assert len(runs) == trials, f"expected {trials} child runs, found {len(runs)}"
     assert points == 20 * REPORTS, f"expected every report in MLflow, found {points}"
@@ -88,7 +93,9 @@ def nasorch_run(trials: int, concurrency: int, root: str) -> float:
 def ray_mlflow_callback(trials: int, concurrency: int, root: str) -> float:
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-    callback = MLflowLoggerCallback(tracking_uri=f"sqlite:///{root}/raymlflow.db", experiment_name="ray")
+    callback = MLflowLoggerCallback(
+        tracking_uri=f"sqlite:///{root}/raymlflow.db", experiment_name="ray"
+    )
     return bare_ray_tune(trials, concurrency, root, callbacks=[callback])
 
 

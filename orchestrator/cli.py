@@ -61,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("ui", help="open the MLflow UI on the local store (bound to 127.0.0.1)")
-    p.add_argument("--tracking-uri", default=None, help="default: MLFLOW_TRACKING_URI or ./nasorch_results/mlflow.db")
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="default: MLFLOW_TRACKING_URI or ./nasorch_results/mlflow.db",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(func=_cmd_ui)

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
-from search_spaces import SEARCH_SPACES, SearchSpace, SearchSpaceError
-from trainables import TRAINABLES
 
 from orchestrator.config import ExperimentConfig, check_options, format_validation_error, lookup
 from orchestrator.errors import UserError
 from orchestrator.schedulers import SCHEDULERS
 from orchestrator.searchers import STRATEGIES, Strategy
+from search_spaces import SEARCH_SPACES, SearchSpace, SearchSpaceError
+from trainables import TRAINABLES
 
 DEFAULT_MAX_EPOCHS = 100  # for user trainables that do not say how long they train
 
@@ -37,14 +37,22 @@ def build_space(cfg: ExperimentConfig) -> SearchSpace:
 def build_strategy(cfg: ExperimentConfig, space: SearchSpace) -> Strategy:
     factory = lookup("searcher", STRATEGIES, cfg.searcher.name)
     return _construct(
-        "searcher", cfg.searcher.name, factory, cfg.searcher.options, space, mode=cfg.mode, seed=cfg.seed
+        "searcher",
+        cfg.searcher.name,
+        factory,
+        cfg.searcher.options,
+        space,
+        mode=cfg.mode,
+        seed=cfg.seed,
     )
 
 
 def build_scheduler(cfg: ExperimentConfig) -> Any:
     factory = lookup("scheduler", SCHEDULERS, cfg.scheduler.name)
     _, _, max_epochs = resolve_trainable(cfg)
-    return _construct("scheduler", cfg.scheduler.name, factory, cfg.scheduler.options, max_t=max_epochs)
+    return _construct(
+        "scheduler", cfg.scheduler.name, factory, cfg.scheduler.options, max_t=max_epochs
+    )
 
 
 def resolve_trainable(cfg: ExperimentConfig) -> tuple[Callable, dict, int]:

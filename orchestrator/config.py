@@ -126,7 +126,9 @@ def _apply_override(data: dict, item: str) -> None:
     parts = key.strip().split(".")
     field = ExperimentConfig.model_fields.get(parts[0])
     if parts[0] not in data and field is not None and isinstance(field.default, BaseModel):
-        data[parts[0]] = field.default.model_dump()  # --set trainable.options.x keeps the default name
+        data[parts[0]] = (
+            field.default.model_dump()
+        )  # --set trainable.options.x keeps the default name
     node = data
     for i, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
@@ -179,7 +181,9 @@ def check_options(field: str, name: str, factory: Any, options: dict, reserved=(
     for key in options:
         if key not in allowed:
             listed = ", ".join(allowed) or "none"
-            raise UserError(f"{field}.options: unknown option {key!r} for {name} (allowed: {listed})")
+            raise UserError(
+                f"{field}.options: unknown option {key!r} for {name} (allowed: {listed})"
+            )
 
 
 def lookup(field: str, registry: dict, name: str) -> Any:
@@ -190,7 +194,12 @@ def lookup(field: str, registry: dict, name: str) -> Any:
 
 def check_components(cfg: ExperimentConfig) -> None:
     """Build each component once so that every bad name or option fails before Ray starts."""
-    from orchestrator.components import build_scheduler, build_space, build_strategy, resolve_trainable
+    from orchestrator.components import (
+        build_scheduler,
+        build_space,
+        build_strategy,
+        resolve_trainable,
+    )
 
     space = build_space(cfg)
     build_strategy(cfg, space)

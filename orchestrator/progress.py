@@ -42,7 +42,10 @@ class Progress(Callback):
         # Best = best *latest* value, as in the final leaderboard and the saved checkpoints.
         value = result.get(self.metric)
         if isinstance(value, (int, float)):
-            self.latest[trial.trial_id] = (float(value), f"t{trial.config.get('trial_number', 0):03d}")
+            self.latest[trial.trial_id] = (
+                float(value),
+                f"t{trial.config.get('trial_number', 0):03d}",
+            )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.ended[trial.trial_id] = trial_status(trial, self.max_epochs)

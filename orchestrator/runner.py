@@ -160,7 +160,9 @@ def init_ray(address: str | None) -> None:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"--address: cannot connect to Ray at {address or 'local'}: {first}") from None
+        raise UserError(
+            f"--address: cannot connect to Ray at {address or 'local'}: {first}"
+        ) from None
 
 
 def _pickle_user_module_by_value(trainable_name: str) -> None:
@@ -171,7 +173,7 @@ def _pickle_user_module_by_value(trainable_name: str) -> None:
     import ray.cloudpickle as cloudpickle
 
     module = importlib.import_module(trainable_name.partition(":")[0])
-    if not module.__name__.split(".")[0] in ("orchestrator", "search_spaces", "trainables"):
+    if module.__name__.split(".")[0] not in ("orchestrator", "search_spaces", "trainables"):
         cloudpickle.register_pickle_by_value(module)
 
 
@@ -228,6 +230,8 @@ def print_summary(result: SearchResult, stream: Any = None, top: int = 10) -> No
     stream.write(f"\nTop {len(board)} of {len(result.trials)} trials by {cfg.metric}:\n")
     stream.write(to_markdown(board) + "\n")
     if result.best is not None:
-        stream.write(f"\nBest: {result.best['trial']} {result.best['arch']}  {cfg.metric}={result.best[cfg.metric]:.4f}\n")
+        best = result.best
+        stream.write(f"\nBest: {best['trial']} {best['arch']}  ")
+        stream.write(f"{cfg.metric}={best[cfg.metric]:.4f}\n")
     stream.write(f"\nRay results: {result.experiment_path}\n")
     stream.write(f"MLflow runs: {session.ui_hint(result.tracking_uri, result.experiment_id)}\n")

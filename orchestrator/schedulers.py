@@ -20,7 +20,9 @@ def asha(
     max_t: int, grace_period: int = 1, reduction_factor: float = 3, brackets: int = 1
 ) -> TrialScheduler:
     if grace_period < 1 or grace_period > max_t:
-        raise ValueError(f"grace_period must be between 1 and max epochs ({max_t}), got {grace_period}")
+        raise ValueError(
+            f"grace_period must be between 1 and max epochs ({max_t}), got {grace_period}"
+        )
     if reduction_factor <= 1:
         raise ValueError(f"reduction_factor must be > 1, got {reduction_factor}")
     return AsyncHyperBandScheduler(

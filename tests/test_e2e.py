@@ -87,7 +87,9 @@ def test_child_runs_per_trial_with_curves(search):
         assert run.data.params["arch.activation"] in ("relu", "tanh", "gelu")
         assert "arch.layers.0.width" in run.data.params
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
-        assert [h.step for h in sorted(history, key=lambda h: h.step)] == list(range(1, row.epochs + 1))
+        assert [h.step for h in sorted(history, key=lambda h: h.step)] == list(
+            range(1, row.epochs + 1)
+        )
         assert run.data.metrics["num_params"] == row.num_params > 0
 
 
@@ -106,7 +108,9 @@ def test_best_model_is_logged_and_loads(search):
     from trainables.datasets import load
 
     mlflow.set_tracking_uri(search.tracking_uri)
-    models = mlflow.search_logged_models(experiment_ids=[search.experiment_id], output_format="list")
+    models = mlflow.search_logged_models(
+        experiment_ids=[search.experiment_id], output_format="list"
+    )
     assert [m.name for m in models] == ["best_model"]
     assert models[0].source_run_id == search.parent_run_id
     model = mlflow.pytorch.load_model(models[0].model_uri)

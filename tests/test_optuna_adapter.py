@@ -57,7 +57,9 @@ def test_to_optuna_rejects_foreign_architectures():
 
 def test_many_asks_before_any_tell_are_all_distinct_trials():
     """Concurrency: Ray asks for several configs before any trial finishes."""
-    space = Space({"layers": Repeat(1, 3, {"w": Choice([8, 16, 32])}), "lr": Float(1e-4, 1e-1, log=True)})
+    space = Space(
+        {"layers": Repeat(1, 3, {"w": Choice([8, 16, 32])}), "lr": Float(1e-4, 1e-1, log=True)}
+    )
     strat = OptunaStrategy(space, seed=0)
     asked = [strat.ask() for _ in range(6)]
     assert len(strat.study.trials) == 6

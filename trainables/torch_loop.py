@@ -41,8 +41,8 @@ def train(config: dict[str, Any]) -> None:
     import numpy as np
     import torch
     from ray import tune
-    from search_spaces import SEARCH_SPACES
 
+    from search_spaces import SEARCH_SPACES
     from trainables import datasets
 
     opts = TorchOptions(**config.get("trainable_options", {}))
@@ -62,7 +62,9 @@ def train(config: dict[str, Any]) -> None:
     wd = float(_hyper(config, opts, "weight_decay"))
     batch_size = int(_hyper(config, opts, "batch_size"))
     if opts.optimizer == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=opts.momentum, weight_decay=wd)
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=opts.momentum, weight_decay=wd
+        )
     else:
         cls = torch.optim.Adam if opts.optimizer == "adam" else torch.optim.AdamW
         optimizer = cls(model.parameters(), lr=lr, weight_decay=wd)

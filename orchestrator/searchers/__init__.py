@@ -11,15 +11,24 @@ from orchestrator.searchers.evolution import RegularizedEvolution
 from orchestrator.searchers.local import LocalSearch
 from orchestrator.searchers.optuna import OptunaStrategy, to_optuna
 from orchestrator.searchers.random import RandomSearch
+from orchestrator.searchers.reinforce import Reinforce
 
 STRATEGIES = {
     "random": RandomSearch,
     "rea": RegularizedEvolution,
     "local": LocalSearch,
+    "reinforce": Reinforce,
     "cmaes": partial(OptunaStrategy, sampler="cmaes"),
     "nsga2": partial(OptunaStrategy, sampler="nsga2"),
     "tpe": partial(OptunaStrategy, sampler="tpe"),
     "optuna": OptunaStrategy,
 }
 
-__all__ = ["STRATEGIES", "OptunaStrategy", "RandomSearch", "Strategy", "to_optuna", "write_json_atomic"]
+__all__ = [
+    "STRATEGIES",
+    "OptunaStrategy",
+    "RandomSearch",
+    "Strategy",
+    "to_optuna",
+    "write_json_atomic",
+]

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+from orchestrator.jsonio import write_json_atomic
 from search_spaces.base import Arch, SearchSpace
 
 Value = float | Sequence[float] | None
@@ -67,21 +67,3 @@ def rng_to_json(rng: random.Random) -> list:
 def rng_from_json(state: list) -> tuple:
     version, internal, gauss = state
     return (version, tuple(internal), gauss)
-
-
-def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
-    """Write JSON so that a crash leaves either the old file or the new one, never half."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

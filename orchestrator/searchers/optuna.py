@@ -22,9 +22,9 @@ from optuna.distributions import (
     json_to_distribution,
 )
 from optuna.trial import TrialState, create_trial
-from search_spaces.base import Arch, SearchSpace
 
 from orchestrator.searchers.base import Strategy, Value
+from search_spaces.base import Arch, SearchSpace
 
 SAMPLERS = {
     "tpe": optuna.samplers.TPESampler,
@@ -113,7 +113,9 @@ class OptunaStrategy(Strategy):
         # An architecture this study did not ask for (restored or warm-started): record it.
         params, dists = to_optuna(self.space, arch)
         if values is None:
-            self.study.add_trial(create_trial(params=params, distributions=dists, state=TrialState.FAIL))
+            self.study.add_trial(
+                create_trial(params=params, distributions=dists, state=TrialState.FAIL)
+            )
         else:
             self.study.add_trial(create_trial(params=params, distributions=dists, values=values))
 
@@ -124,7 +126,9 @@ class OptunaStrategy(Strategy):
                 trials.append(
                     {
                         "params": t.params,
-                        "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()},
+                        "distributions": {
+                            k: distribution_to_json(d) for k, d in t.distributions.items()
+                        },
                         "values": t.values,
                         "state": t.state.name,
                     }
@@ -143,7 +147,9 @@ class OptunaStrategy(Strategy):
             dists = {k: json_to_distribution(d) for k, d in t["distributions"].items()}
             st = TrialState[t["state"]]
             values = t["values"] if st == TrialState.COMPLETE else None
-            self.study.add_trial(create_trial(params=t["params"], distributions=dists, values=values, state=st))
+            self.study.add_trial(
+                create_trial(params=t["params"], distributions=dists, values=values, state=st)
+            )
         rng = getattr(getattr(self.study.sampler, "_rng", None), "rng", None)
         if rng is not None and state.get("sampler_rng"):
             import numpy as np

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from search_spaces.base import Arch
-
 from orchestrator.searchers.base import Strategy, Value
+from search_spaces.base import Arch
 
 
 class RandomSearch(Strategy):

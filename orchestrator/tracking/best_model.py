@@ -34,4 +34,3 @@ def log_best_model(tracking: Any, cfg: Any, space: Any, best: dict) -> None:
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             tags={"nasorch.trial": best["trial"], "nasorch.arch": best["arch"]},
         )
-

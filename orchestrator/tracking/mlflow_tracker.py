@@ -1,28 +1,24 @@
 """Ray Tune callback that records every trial as a nested MLflow child run of the search's run.
 
-Tune calls the hooks on the driver, between scheduling steps: they only put events on a queue.
-One background thread turns the queue into MLflow calls, grouped into `log_batch` requests, so a
-slow tracking store never slows the trials. Run ids are saved (atomic JSON) next to Ray's
-experiment state, so a resumed search continues the same runs.
+Tune calls the hooks on the driver, between scheduling steps: they only put small events on a
+queue. A separate writer process turns the queue into MLflow calls, grouped into `log_batch`
+requests, so neither a slow tracking store nor MLflow's own CPU time (it holds the GIL) slows
+the scheduling loop. Run ids are saved (atomic JSON) next to Ray's experiment state, so a resumed
+search continues the same runs.
 """
 
 from __future__ import annotations
 
 import json
-import logging
+import multiprocessing as mp
 import os
 import queue
-import threading
 import time
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
-from orchestrator.searchers.base import write_json_atomic
-
-log = logging.getLogger(__name__)
+from orchestrator.tracking.writer import writer_main
 
 # Keys Ray Tune adds to every result; they are bookkeeping, not the trial's metrics.
 TUNE_KEYS = {
@@ -30,7 +26,6 @@ TUNE_KEYS = {
     "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
     "iterations_since_restore", "experiment_tag", "config", "should_checkpoint", "epoch",
 }  # fmt: skip
-MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch
 STATUS_TO_MLFLOW = {"completed": "FINISHED", "stopped_early": "FINISHED", "errored": "FAILED"}
 
 
@@ -57,7 +52,6 @@ class MlflowTracker(Callback):
         flatten: Any,
         state_path: str | None = None,
         max_epochs: int | None = None,
-        flush_interval: float = 0.25,
     ):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
@@ -67,33 +61,58 @@ class MlflowTracker(Callback):
         self.flatten = flatten  # config -> flat params
         self.state_path = state_path
         self.max_epochs = max_epochs
-        self.flush_interval = flush_interval
         self.run_ids: dict[str, str] = {}
         if state_path and os.path.exists(state_path):
             with open(state_path) as f:
                 self.run_ids = json.load(f).get("runs", {})
         self.statuses: dict[str, str] = {}
+        self.errors: list[str] = []
         self._nodes: set[str] = set()
-        self._errors: list[str] = []
+        self._flushes = 0
         self._start()
 
     def _start(self) -> None:
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
-        self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._work, name="nasorch-mlflow", daemon=True)
-        self._thread.start()
+        ctx = mp.get_context("spawn")  # never fork a process that runs Ray's threads
+        self._queue = ctx.Queue()
+        self._acks = ctx.Queue()
+        self._proc = ctx.Process(
+            target=writer_main,
+            args=(self._queue, self._acks, self.tracking_uri, self.experiment_id,
+                  self.parent_run_id, self.state_path, dict(self.run_ids), os.getpid()),
+            name="nasorch-mlflow-writer",
+            daemon=True,
+        )  # fmt: skip
+        self._proc.start()
 
-    # Ray pickles callbacks with the experiment state; the writer is rebuilt, not pickled.
+    # Ray pickles callbacks with the experiment state; the writer is restarted, not pickled.
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("client", "_queue", "_thread")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_queue", "_acks", "_proc")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._start()
 
-    # ---- Tune hooks (driver thread: enqueue only) -----------------------------------------
+    # ---- Tune hooks (driver: enqueue only) ------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._queue.put(("start", trial.trial_id, trial.config))
+        if trial.trial_id in self.run_ids:
+            return
+        config = trial.config
+        arch = config.get("arch", {})
+        number = config.get("trial_number", 0)
+        tags = {
+            **self.run_tags,
+            "mlflow.parentRunId": self.parent_run_id,
+            "nasorch.role": "trial",
+            "nasorch.trial_id": trial.trial_id,
+            "nasorch.trial_number": str(number),
+            "nasorch.arch": json.dumps(arch, sort_keys=True)[:5000],
+            "nasorch.arch_hash": str(config.get("arch_key", "")),
+            "nasorch.status": "running",
+        }
+        params = {k: str(v)[:6000] for k, v in self.flatten(config).items()}
+        name = f"t{number:03d} {self.describe(arch)}"
+        self.run_ids[trial.trial_id] = "pending"
+        self._queue.put(("start", trial.trial_id, (name, tags, params)))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         step = int(result.get("training_iteration", 0))
@@ -119,7 +138,8 @@ class MlflowTracker(Callback):
 
     def _end(self, trial: Any, status: str) -> None:
         self.statuses[trial.trial_id] = status
-        tags = {"nasorch.status": status, "nasorch.epochs": str(trial.last_result.get("training_iteration", 0))}
+        epochs = (trial.last_result or {}).get("training_iteration", 0)
+        tags = {"nasorch.status": status, "nasorch.epochs": str(epochs)}
         error = None
         if status == "errored" and trial.error_file and os.path.exists(trial.error_file):
             with open(trial.error_file) as f:
@@ -127,100 +147,24 @@ class MlflowTracker(Callback):
         self._queue.put(("end", trial.trial_id, (tags, STATUS_TO_MLFLOW[status], error)))
 
     # ---- driver API ------------------------------------------------------------------------
-    def flush(self, timeout: float = 120.0) -> None:
-        """Block until everything queued so far is written."""
-        done = threading.Event()
-        self._queue.put(("flush", None, done))
-        done.wait(timeout)
+    def flush(self, timeout: float = 300.0) -> None:
+        """Block until everything queued so far is written; learn the runs' ids."""
+        if not self._proc.is_alive():
+            return
+        self._flushes += 1
+        self._queue.put(("flush", None, self._flushes))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._proc.is_alive():
+            try:
+                token, run_ids, errors = self._acks.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            self.run_ids.update(run_ids)
+            self.errors = errors
+            if token == self._flushes:
+                return
 
     def close(self) -> None:
         self.flush()
         self._queue.put(("stop", None, None))
-        self._thread.join(timeout=30)
-        for msg in self._errors[:3]:
-            log.warning("MLflow write failed: %s", msg)
-
-    # ---- writer thread ---------------------------------------------------------------------
-    def _work(self) -> None:
-        while True:
-            events = [self._queue.get()]
-            deadline = time.monotonic() + self.flush_interval
-            while events[-1][0] not in ("flush", "stop"):
-                try:
-                    events.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    break
-            try:
-                self._write(events)
-            except Exception as e:  # keep the writer alive: one bad batch must not stop logging
-                self._errors.append(f"{type(e).__name__}: {e}")
-            for kind, _, payload in events:
-                if kind == "flush":
-                    payload.set()
-            if events[-1][0] == "stop":
-                return
-
-    def _write(self, events: list[tuple[str, Any, Any]]) -> None:
-        pending: dict[str, dict[str, list]] = {}  # run id -> metrics / params / tags
-
-        def batch(run_id: str) -> dict[str, list]:
-            return pending.setdefault(run_id, {"metrics": [], "params": [], "tags": []})
-
-        def send() -> None:
-            for run_id, b in pending.items():
-                for i in range(0, max(1, len(b["metrics"])), MAX_BATCH):
-                    first = i == 0
-                    self.client.log_batch(
-                        run_id,
-                        metrics=b["metrics"][i : i + MAX_BATCH],
-                        params=b["params"] if first else [],
-                        tags=b["tags"] if first else [],
-                    )
-            pending.clear()
-
-        new_runs = False
-        for kind, trial_id, payload in events:
-            if kind == "start":
-                if trial_id not in self.run_ids:
-                    self.run_ids[trial_id] = self._create_run(trial_id, payload, batch)
-                    new_runs = True
-                continue
-            run_id = self.run_ids.get(trial_id)
-            if run_id is None:
-                continue
-            if kind == "metrics":
-                metrics, step, ts = payload
-                batch(run_id)["metrics"] += [Metric(k, v, ts, step) for k, v in metrics.items()]
-            elif kind == "tags":
-                batch(run_id)["tags"] += [RunTag(k, v) for k, v in payload.items()]
-            elif kind == "end":
-                tags, mlflow_status, error = payload
-                batch(run_id)["tags"] += [RunTag(k, v) for k, v in tags.items()]
-                send()  # metrics before the run is closed
-                if error:
-                    self.client.log_text(run_id, error, "error.txt")
-                self.client.set_terminated(run_id, status=mlflow_status)
-        send()
-        if new_runs and self.state_path:
-            write_json_atomic(self.state_path, {"parent": self.parent_run_id, "runs": self.run_ids})
-
-    def _create_run(self, trial_id: str, config: dict, batch: Any) -> str:
-        arch = config.get("arch", {})
-        number = config.get("trial_number", 0)
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=f"t{number:03d} {self.describe(arch)}",
-            tags={
-                **self.run_tags,
-                "mlflow.parentRunId": self.parent_run_id,
-                "nasorch.role": "trial",
-                "nasorch.trial_id": trial_id,
-                "nasorch.trial_number": str(number),
-                "nasorch.arch": json.dumps(arch, sort_keys=True)[:5000],
-                "nasorch.arch_hash": str(config.get("arch_key", "")),
-                "nasorch.status": "running",
-            },
-        )
-        run_id = run.info.run_id
-        batch(run_id)["params"] += [Param(k, str(v)[:6000]) for k, v in self.flatten(config).items()]
-        return run_id
+        self._proc.join(timeout=30)

@@ -20,7 +20,9 @@ from orchestrator.report import leaderboard, to_markdown
 
 # Without this tag MLflow 3 opens an experiment on its GenAI overview, not on the runs.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
-SECRET = re.compile(r"(token|password|passwd|secret|credential|api[_-]?key|access[_-]?key|^key$)", re.I)
+SECRET = re.compile(
+    r"(token|password|passwd|secret|credential|api[_-]?key|access[_-]?key|^key$)", re.I
+)
 
 
 @dataclass
@@ -135,7 +137,10 @@ def finish_search(
     tags = []
     if best is not None:
         metrics[f"best_{cfg.metric}"] = float(best[cfg.metric])
-        tags = [RunTag("nasorch.best_trial", best["trial"]), RunTag("nasorch.best_run_id", best["run_id"])]
+        tags = [
+            RunTag("nasorch.best_trial", best["trial"]),
+            RunTag("nasorch.best_run_id", best["run_id"]),
+        ]
     client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()], tags=tags)
     board = leaderboard(trials, cfg.metric, cfg.mode, top=len(trials))
     client.log_text(run_id, board.to_csv(index=False), "leaderboard.csv")
