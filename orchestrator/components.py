@@ -26,7 +26,10 @@ def _construct(field: str, name: str, factory: Any, options: dict, *args, **kwar
     try:
         return factory(*args, **kwargs, **options)
     except (ValueError, TypeError, SearchSpaceError) as e:
-        raise UserError(f"{field}.options: {name}: {e}") from None
+        msg = str(e)  # a space-language error already names its full path
+        raise UserError(
+            msg if msg.startswith(field) else f"{field}.options: {name}: {msg}"
+        ) from None
 
 
 def build_space(cfg: ExperimentConfig) -> SearchSpace:
