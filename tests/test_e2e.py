@@ -137,3 +137,41 @@ def test_user_function_trainable(ray_local, workdir):
     assert (result.trials["status"] == "completed").all()
     assert (result.trials["epochs"] == 3).all()
     assert (workdir / "nasorch_results" / "mlflow.db").exists()
+
+
+def test_same_seed_same_trials(ray_local, workdir):
+    """Random search ignores timing, and each trial's seed derives from the config's seed."""
+    cfg = {
+        **SMALL,
+        "name": "repro",
+        "num_samples": 3,
+        "searcher": {"name": "random"},
+        "scheduler": {"name": "fifo"},
+        "trainable": {"name": "torch", "options": {"epochs": 2}},
+    }
+    first = orchestrator.run(cfg, progress=False).trials
+    second = orchestrator.run(cfg, progress=False).trials
+    assert list(first["arch_hash"]) == list(second["arch_hash"])
+    assert list(first["val_accuracy"]) == list(second["val_accuracy"])
+
+
+def test_errored_trial_is_recorded_and_the_search_goes_on(ray_local, workdir):
+    result = orchestrator.run(
+        {
+            "name": "failing",
+            "metric": "score",
+            "num_samples": 2,
+            "search_space": {"name": "custom", "options": {"params": {"a": ["x", "y"]}}},
+            "trainable": {"name": "tests.helpers:fails"},
+        },
+        progress=False,
+    )
+    assert list(result.trials["status"]) == ["errored", "errored"]
+    assert result.best is None
+    client, parents, children = _runs(result)
+    assert parents[0].data.metrics["trials_errored"] == 2
+    for run in children:
+        assert run.info.status == "FAILED"
+        assert run.data.tags["nasorch.status"] == "errored"
+        text = client.download_artifacts(run.info.run_id, "error.txt", str(workdir))
+        assert "boom: this trial always fails" in open(text).read()
