@@ -122,7 +122,7 @@ def run(
         tracker.flush()
         trials = trials_frame(grid, tracker, space, cfg.metric)
         best = best_trial(trials, cfg.metric, cfg.mode)
-        session.finish_search(tracking, cfg, trials, best, grid, space)
+        session.finish_search(tracking, cfg, trials, best, space, strategy.summary())
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

@@ -39,6 +39,7 @@ def _hyper(config: dict[str, Any], opts: TorchOptions, name: str) -> Any:
 
 def train(config: dict[str, Any]) -> None:
     import numpy as np
+    import ray
     import torch
     from ray import tune
 
@@ -53,7 +54,9 @@ def train(config: dict[str, Any]) -> None:
 
     torch.set_num_threads(opts.threads)
     torch.manual_seed(seed)
+    # CUDA only when Ray gave this trial a GPU (CUDA_VISIBLE_DEVICES is set to it).
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    node_id = ray.get_runtime_context().get_node_id()
     data = datasets.load(opts.dataset, getattr(space, "input_layout", "flat"), opts.val_fraction)
     model = space.build_model(arch, data.input_shape, data.num_classes).to(device)
     num_params = sum(p.numel() for p in model.parameters())
@@ -109,6 +112,7 @@ def train(config: dict[str, Any]) -> None:
             "val_loss": val_loss,
             "train_loss": total / len(x_tr),
             "num_params": num_params,
+            "node_id": node_id,
         }
         with tempfile.TemporaryDirectory() as d:
             torch.save(

@@ -39,6 +39,10 @@ class Strategy(ABC):
     def tell(self, arch: Arch, value: Value) -> None:
         """The result of evaluating `arch`, in the metric's own units (None: failed)."""
 
+    def summary(self) -> dict[str, float]:
+        """Numbers worth keeping about the search itself (logged on the parent run at the end)."""
+        return {}
+
     def score(self, value: float) -> float:
         """`value` oriented so that larger is always better."""
         return value if self.mode == "max" else -value

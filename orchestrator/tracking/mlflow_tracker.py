@@ -121,10 +121,15 @@ class MlflowTracker(Callback):
             for k, v in result.items()
             if k not in TUNE_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)
         }
-        node = result.get("hostname") or result.get("node_ip")
-        if node and trial.trial_id not in self._nodes:
+        if trial.trial_id not in self._nodes:  # once per trial: where it runs
             self._nodes.add(trial.trial_id)
-            self._queue.put(("tags", trial.trial_id, {"nasorch.node": str(node)}))
+            where = {
+                "nasorch.node": result.get("hostname") or result.get("node_ip"),
+                "nasorch.node_ip": result.get("node_ip"),
+                "nasorch.node_id": result.get("node_id"),  # Ray's node id, if the trainable says
+            }
+            tags = {k: str(v) for k, v in where.items() if v}
+            self._queue.put(("tags", trial.trial_id, tags))
         self._queue.put(("metrics", trial.trial_id, (metrics, step, int(time.time() * 1000))))
 
     def on_trial_complete(self, iteration, trials, trial, **info):

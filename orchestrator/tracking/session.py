@@ -120,8 +120,8 @@ def finish_search(
     cfg: ExperimentConfig,
     trials: pd.DataFrame,
     best: dict | None,
-    grid: Any,
     space: Any,
+    extra_metrics: dict[str, float] | None = None,
 ) -> None:
     from mlflow.entities import Metric, RunTag
 
@@ -133,6 +133,7 @@ def finish_search(
         "trials_stopped_early": int((status == "stopped_early").sum()),
         "trials_errored": int((status == "errored").sum()),
         "total_epochs": int(trials["epochs"].sum()) if len(trials) else 0,
+        **(extra_metrics or {}),
     }
     tags = []
     if best is not None:
