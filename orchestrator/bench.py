@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import json
 import multiprocessing
 import os
@@ -46,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=50, help="runs per searcher (default 50)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: CPU cores)")
     parser.add_argument("--out", default="bench", help="output folder (default: ./bench)")
+    parser.add_argument(
+        "--objective2",
+        default=None,
+        help="a second objective from the space (e.g. num_params, flops; minimised): adds "
+        "hypervolume to the summary and writes pareto_front.csv and pareto_front.png",
+    )
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -76,6 +83,15 @@ def execute(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as e:
         raise UserError(f"--space-options: not valid options for {args.space!r} ({e})") from None
     table = Table.load(args.table, args.arch_column, args.metric_column)  # errors are UserErrors
+    objective2 = getattr(args, "objective2", None)
+    if objective2:
+        space = SEARCH_SPACES[args.space](**space_options)
+        offered = space.objectives(space.sample(__import__("random").Random(0)))
+        if objective2 not in offered:
+            raise UserError(
+                f"--objective2: {objective2!r} is not offered by space {args.space!r}; "
+                f"allowed: {', '.join(offered) or '(none)'}"
+            )
 
     job = {
         "table": str(table.path),
@@ -85,6 +101,7 @@ def execute(args: argparse.Namespace) -> int:
         "space": args.space,
         "space_options": space_options,
         "budget": args.budget,
+        "objective2": objective2,
     }
     tasks = [(job, name, seed) for name in searchers for seed in range(args.seeds)]
     workers = max(1, min(args.workers or os.cpu_count() or 1, len(tasks)))
@@ -101,7 +118,9 @@ def execute(args: argparse.Namespace) -> int:
     write_results(out / "results.csv", runs)
     summary = summarize(runs, searchers, args.budget)
     write_summary(out / "summary.csv", summary)
-    plot_best_so_far(out / "best_so_far.png", runs, searchers, table.path.name, args.metric_column)
+    plot_best_so_far(
+        out / "best_so_far.png", runs, searchers, table.path.name, args.metric_column, args.mode
+    )
     print(format_summary(summary, searchers, table.best(args.mode), args.metric_column))
     seconds = {name: sum(r["seconds"] for r in runs if r["searcher"] == name) for name in searchers}
     print(
@@ -109,6 +128,8 @@ def execute(args: argparse.Namespace) -> int:
         f"searcher CPU seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items())
     )
     print(f"wrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'best_so_far.png'}")
+    if objective2:
+        report_pareto(out, runs, searchers, table, args.mode, args.metric_column, objective2, job)
     return 0
 
 
@@ -127,20 +148,98 @@ def run_one(job: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
     space = SEARCH_SPACES[job["space"]](**job["space_options"])
     sign = 1.0 if job["mode"] == "max" else -1.0
     t0 = time.process_time()
-    strategy = STRATEGIES[name](space, mode=job["mode"], seed=seed)
+    obj2 = job.get("objective2")
+    factory = STRATEGIES[name]
+    options: dict[str, Any] = {}
+    if obj2 and "directions" in inspect.signature(factory).parameters:
+        # A multi-objective searcher (NSGA-II) optimises both; the others the table's metric.
+        options["directions"] = ["maximize" if job["mode"] == "max" else "minimize", "minimize"]
+    strategy = factory(space, mode=job["mode"], seed=seed, **options)
     best: float | None = None
     curve: list[float] = []
+    points: list[list] = []
     for _ in range(job["budget"]):
         arch = strategy.ask()
         if arch is None:  # the searcher has nothing left: its best stays
             break
         value = table.lookup(space.key(arch))
-        strategy.tell(arch, value)
+        if obj2:
+            cost = float(space.objectives(arch)[obj2])
+            points.append([space.key(arch), value, cost])
+            strategy.tell(arch, [value, cost])
+        else:
+            strategy.tell(arch, value)
         if best is None or sign * value > sign * best:
             best = value
         curve.append(best)
     curve += [curve[-1]] * (job["budget"] - len(curve)) if curve else []
-    return {"searcher": name, "seed": seed, "curve": curve, "seconds": time.process_time() - t0}
+    seconds = time.process_time() - t0
+    return {"searcher": name, "seed": seed, "curve": curve, "seconds": seconds, "points": points}
+
+
+def report_pareto(
+    out: Path,
+    runs: list,
+    searchers: list[str],
+    table: Any,
+    mode: str,
+    metric: str,
+    obj2: str,
+    job: dict,
+) -> None:
+    """Hypervolume per run (reference: the table's worst metric and the largest cost seen),
+    every run's front as CSV, and seed 0's front per searcher against the table's true front."""
+    import numpy as np
+
+    from orchestrator.pareto import hypervolume_2d, pareto_front, plot_front_png, write_front_csv
+    from search_spaces import SEARCH_SPACES
+
+    modes = [mode, "min"]
+    worst = table.best("min" if mode == "max" else "max")
+    costs = [p[2] for r in runs for p in r["points"]]
+    space = SEARCH_SPACES[job["space"]](**job["space_options"])
+    true_front: list[tuple[float, float]] = []
+    if hasattr(space, "from_string"):  # the whole table's front, where keys parse back to archs
+        everything = [
+            (v, float(space.objectives(space.from_string(k))[obj2]))
+            for k, v in table.values.items()
+        ]
+        costs += [c for _, c in everything]
+        true_front = [everything[i] for i in pareto_front(everything, modes)]
+    reference = (worst, max(costs))
+    rows, fronts, hv = [], {}, {name: [] for name in searchers}
+    for r in runs:
+        pts = [(p[1], p[2]) for p in r["points"]]
+        idx = pareto_front(pts, modes)
+        hv[r["searcher"]].append(hypervolume_2d([pts[i] for i in idx], reference, modes))
+        for i in idx:
+            key, value, cost = r["points"][i]
+            rows.append(
+                {
+                    "searcher": r["searcher"],
+                    "seed": r["seed"],
+                    "arch": key,
+                    metric: value,
+                    obj2: cost,
+                }
+            )
+        if r["seed"] == 0:
+            fronts[r["searcher"]] = [(pts[i][1], pts[i][0]) for i in idx]
+    write_front_csv(out / "pareto_front.csv", rows, ["searcher", "seed", "arch", metric, obj2])
+    plot_front_png(
+        out / "pareto_front.png",
+        fronts,
+        [obj2, metric],
+        title=f"{table.path.name}: Pareto fronts after {job['budget']} evaluations (seed 0)",
+        reference_front=[(c, v) for v, c in true_front],
+    )
+    best_hv = hypervolume_2d(true_front, reference, modes) if true_front else None
+    print(f"hypervolume of ({metric}, {obj2}), reference {reference[0]:.4g}, {reference[1]:.4g}:")
+    for name in searchers:
+        v = np.array(hv[name])
+        ratio = f"  ({v.mean() / best_hv:.4f} of the table's)" if best_hv else ""
+        print(f"  {name:<12} {v.mean():.6g} +/- {v.std():.3g}{ratio}")
+    print(f"wrote {out / 'pareto_front.csv'}, {out / 'pareto_front.png'}")
 
 
 def write_results(path: Path, runs: list[dict[str, Any]]) -> None:
@@ -197,7 +296,9 @@ def format_summary(summary: list[dict], searchers: list[str], optimum: float, me
     return "\n".join(lines)
 
 
-def plot_best_so_far(path: Path, runs: list, searchers: list[str], table: str, metric: str) -> None:
+def plot_best_so_far(
+    path: Path, runs: list, searchers: list[str], table: str, metric: str, mode: str = "max"
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,11 +314,11 @@ def plot_best_so_far(path: Path, runs: list, searchers: list[str], table: str, m
         (line,) = ax.plot(x, mean, label=name, lw=1.6)
         ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.12, lw=0)
         lows.append(mean[min(len(mean) - 1, 9)])
-    # Zoom on where searchers differ: from the worst mean after 10 evaluations upward.
-    top = max(max(r["curve"][-1] for r in runs), min(r["curve"][-1] for r in runs))
-    low = min(lows)
-    if top > low:
-        ax.set_ylim(low - 0.05 * (top - low), top + 0.1 * (top - low))
+    # Zoom on where searchers differ: from the worst mean after 10 evaluations to the best end.
+    ends = [r["curve"][-1] for r in runs]
+    lo, hi = (min(lows), max(ends)) if mode == "max" else (min(ends), max(lows))
+    if hi > lo:
+        ax.set_ylim(lo - 0.08 * (hi - lo), hi + 0.08 * (hi - lo))
     ax.set_xlabel("evaluations")
     ax.set_ylabel(f"best {metric} so far")
     ax.set_title(f"{table}: mean and +/- 1 std over seeds")

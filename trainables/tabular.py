@@ -14,8 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import UserError
 from pydantic import BaseModel, ConfigDict
+
+from orchestrator.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TABLE = "../shared/data/nb201_cifar10.csv"
@@ -123,6 +124,7 @@ def tabular(config: dict[str, Any]) -> None:
     """Ray Tune function trainable: report the table's metric for `config["arch"]`, plus the
     space's cheap objectives (e.g. num_params, flops) for multi-objective searches."""
     from ray import tune
+
     from search_spaces import SEARCH_SPACES
 
     opts = Options(**(config.get("trainable_options") or {}))

@@ -8,6 +8,7 @@ from functools import partial
 
 from orchestrator.searchers.base import Strategy, write_json_atomic
 from orchestrator.searchers.evolution import RegularizedEvolution
+from orchestrator.searchers.guided import GuidedSearch
 from orchestrator.searchers.local import LocalSearch
 from orchestrator.searchers.optuna import OptunaStrategy, to_optuna
 from orchestrator.searchers.random import RandomSearch
@@ -18,6 +19,7 @@ STRATEGIES = {
     "rea": RegularizedEvolution,
     "local": LocalSearch,
     "reinforce": Reinforce,
+    "guided": GuidedSearch,
     "cmaes": partial(OptunaStrategy, sampler="cmaes"),
     "nsga2": partial(OptunaStrategy, sampler="nsga2"),
     "tpe": partial(OptunaStrategy, sampler="tpe"),

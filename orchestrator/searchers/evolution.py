@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from search_spaces.base import Arch, SearchSpace
-
 from orchestrator.searchers._common import primary
 from orchestrator.searchers.base import Strategy, Value
+from search_spaces.base import Arch, SearchSpace
 
 
 class RegularizedEvolution(Strategy):

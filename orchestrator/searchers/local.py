@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from search_spaces.base import Arch, SearchSpace
-
 from orchestrator.searchers._common import primary
 from orchestrator.searchers.base import Strategy, Value
+from search_spaces.base import Arch, SearchSpace
 
 
 class LocalSearch(Strategy):

@@ -1,0 +1,113 @@
+"""One contract for every searcher in STRATEGIES, over several kinds of space."""
+
+import json
+import math
+
+import pytest
+
+from orchestrator.searchers import STRATEGIES
+from search_spaces import MLPSpace, NB201Space
+from search_spaces.language import Choice, Float, Int, Repeat, Space
+
+
+def repeat_space() -> Space:
+    return Space(
+        {
+            "blocks": Repeat(
+                1, 3, {"kind": Choice(["a", "b", "c"]), "width": Int(1, 64, log=True)}
+            ),
+            "lr": Float(1e-4, 1e-1, log=True),
+            "depth": Int(1, 5),
+        }
+    )
+
+
+# OptunaStrategy.state() saves the sampler's own RNG but not the one of the RandomSampler these
+# samplers keep inside (`_independent_sampler`, `_random_sampler`), so a restored study draws
+# differently. strict: the day orchestrator/searchers/optuna.py saves it, these must pass.
+OPTUNA_INNER_RNG = {
+    "cmaes": "OptunaStrategy does not save CmaEsSampler._independent_sampler's RNG",
+    "nsga2": "OptunaStrategy does not save NSGAIISampler._random_sampler's RNG",
+}
+
+SPACES = {"nb201": NB201Space, "mlp": MLPSpace, "repeat": repeat_space}
+
+
+def objective(space, arch) -> float:
+    """A deterministic, space-agnostic value with some structure for learners to find."""
+    return sum(math.sin(1.7 * i + 0.3) * v for i, v in enumerate(space.encode(arch)))
+
+
+def drive(strategy, steps: int, fail_every: int = 7) -> list[str]:
+    """Ask/tell `steps` times (every `fail_every`-th trial fails); returns the asked keys."""
+    keys = []
+    for i in range(steps):
+        arch = strategy.ask()
+        assert arch is not None
+        strategy.space.validate(arch)
+        keys.append(strategy.space.key(arch))
+        strategy.tell(
+            arch, None if i % fail_every == fail_every - 1 else objective(strategy.space, arch)
+        )
+    return keys
+
+
+@pytest.fixture(params=sorted(STRATEGIES))
+def name(request):
+    return request.param
+
+
+@pytest.fixture(params=sorted(SPACES))
+def space(request):
+    return SPACES[request.param]()
+
+
+def test_asks_valid_archs_and_accepts_failures(name, space):
+    strategy = STRATEGIES[name](space, mode="max", seed=0)
+    drive(strategy, 24)
+
+
+def test_min_mode(name):
+    space = NB201Space()
+    strategy = STRATEGIES[name](space, mode="min", seed=1)
+    drive(strategy, 15)
+
+
+def test_several_asks_before_tells_out_of_order(name, space):
+    strategy = STRATEGIES[name](space, mode="max", seed=2)
+    for round_ in range(5):
+        batch = [strategy.ask() for _ in range(4)]
+        for arch in batch:
+            space.validate(arch)
+        for j, arch in enumerate(reversed(batch)):
+            strategy.tell(arch, None if (round_ + j) % 5 == 4 else objective(space, arch))
+    drive(strategy, 3)
+
+
+def test_same_seed_same_suggestions(name, space):
+    a = STRATEGIES[name](space, mode="max", seed=3)
+    b = STRATEGIES[name](space, mode="max", seed=3)
+    assert drive(a, 20) == drive(b, 20)
+
+
+def test_state_round_trip_gives_the_same_next_suggestions(name, space, tmp_path, request):
+    if name in OPTUNA_INNER_RNG:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=OPTUNA_INNER_RNG[name]))
+    original = STRATEGIES[name](space, mode="max", seed=4)
+    drive(original, 15)
+    json.dumps(original.state())  # JSON-serialisable, no pickle
+    path = tmp_path / "state.json"
+    original.save(path)
+    restored = STRATEGIES[name](space, mode="max", seed=123)  # the seed comes from the state
+    restored.restore(path)
+    assert drive(restored, 12) == drive(original, 12)
+
+
+def test_tell_of_an_arch_it_never_asked_for(name):
+    space = NB201Space()
+    strategy = STRATEGIES[name](space, mode="max", seed=5)
+    import random
+
+    foreign = space.sample(random.Random(99))
+    strategy.tell(foreign, objective(space, foreign))
+    drive(strategy, 5)
