@@ -15,6 +15,7 @@ import inspect
 import json
 import multiprocessing
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,12 @@ def run_one(job: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
 
     table = Table.load(job["table"], job["arch_column"], job["metric_column"])
     space = SEARCH_SPACES[job["space"]](**job["space_options"])
+    try:  # one BLAS thread per worker: the worker processes already use every core
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
     sign = 1.0 if job["mode"] == "max" else -1.0
     t0 = time.process_time()
     obj2 = job.get("objective2")
@@ -155,6 +162,8 @@ def run_one(job: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
         # A multi-objective searcher (NSGA-II) optimises both; the others the table's metric.
         options["directions"] = ["maximize" if job["mode"] == "max" else "minimize", "minimize"]
     strategy = factory(space, mode=job["mode"], seed=seed, **options)
+    if "optuna" in sys.modules:  # e.g. CMA-ES warns on every categorical parameter of every trial
+        sys.modules["optuna"].logging.set_verbosity(sys.modules["optuna"].logging.ERROR)
     best: float | None = None
     curve: list[float] = []
     points: list[list] = []
