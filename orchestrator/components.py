@@ -6,6 +6,7 @@ Every failure here is the user's (a bad name or option) and becomes a one-line U
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from orchestrator.config import ExperimentConfig, check_options, format_validation_error, lookup
 from orchestrator.errors import UserError
+from orchestrator.gate import Gate
 from orchestrator.schedulers import SCHEDULERS
 from orchestrator.searchers import STRATEGIES, Strategy
 from search_spaces import SEARCH_SPACES, SearchSpace, SearchSpaceError
@@ -39,6 +41,19 @@ def build_space(cfg: ExperimentConfig) -> SearchSpace:
 
 def build_strategy(cfg: ExperimentConfig, space: SearchSpace) -> Strategy:
     factory = lookup("searcher", STRATEGIES, cfg.searcher.name)
+    extra: dict[str, Any] = {}
+    if cfg.objectives:
+        # Several objectives: only searchers that take Optuna-style directions (or ignore
+        # values altogether) can rank them.
+        if "directions" in inspect.signature(factory).parameters:
+            modes = [cfg.mode, *(o.mode for o in cfg.objectives)]
+            extra["directions"] = ["maximize" if m == "max" else "minimize" for m in modes]
+        elif cfg.searcher.name != "random":
+            multi = sorted(n for n, f in STRATEGIES.items() if _takes_directions(f))
+            raise UserError(
+                f"searcher.name: {cfg.searcher.name!r} optimises one objective; with "
+                f"`objectives` use one of {', '.join(['random', *multi])}"
+            )
     return _construct(
         "searcher",
         cfg.searcher.name,
@@ -47,7 +62,42 @@ def build_strategy(cfg: ExperimentConfig, space: SearchSpace) -> Strategy:
         space,
         mode=cfg.mode,
         seed=cfg.seed,
+        **extra,
     )
+
+
+def _takes_directions(factory: Any) -> bool:
+    try:
+        return "directions" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def build_gate(cfg: ExperimentConfig, space: SearchSpace) -> Gate:
+    """Costing, hard constraints and duplicate reuse, checked before a trial is started."""
+    input_shape = num_classes = None
+    if cfg.trainable.name == "torch":
+        from trainables import datasets
+
+        _, options, _ = resolve_trainable(cfg)
+        layout = getattr(space, "input_layout", "flat")
+        data = datasets.load(options["dataset"], layout, options["val_fraction"])
+        input_shape, num_classes = data.input_shape, data.num_classes
+    gate = Gate(
+        space,
+        limits=cfg.constraints.model_dump(),
+        dedupe=cfg.dedupe,
+        input_shape=input_shape,
+        num_classes=num_classes,
+    )
+    if gate.limits:  # every limit must be something this space can be costed on
+        import random
+
+        try:
+            gate.violations(gate.cost(space.sample(random.Random(cfg.seed))))
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    return gate
 
 
 def build_scheduler(cfg: ExperimentConfig) -> Any:

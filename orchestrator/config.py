@@ -35,6 +35,23 @@ class Resources(_Strict):
     gpu: float = Field(0.0, ge=0, description="fractions share a GPU, e.g. 0.5 = two trials")
 
 
+class Constraints(_Strict):
+    """Hard limits, checked on the driver before a candidate takes a trial slot."""
+
+    max_params: float | None = Field(None, gt=0)
+    max_flops: float | None = Field(None, gt=0)
+    max_latency_ms: float | None = Field(None, gt=0, description="CPU, batch 1, median")
+    max_size_mb: float | None = Field(None, gt=0)
+
+
+class Objective(_Strict):
+    """A further objective next to `metric`: a reported metric or a cost (num_params, flops,
+    latency_ms, size_mb)."""
+
+    metric: str
+    mode: Literal["max", "min"] = "min"
+
+
 class Tracking(_Strict):
     uri: str | None = Field(None, description="MLflow tracking URI; default MLFLOW_TRACKING_URI")
     experiment: str | None = Field(None, description="MLflow experiment; default: the name")
@@ -53,6 +70,9 @@ class ExperimentConfig(_Strict):
     scheduler: Component = Component(name="fifo")
     resources: Resources = Resources()
     max_failures: int = Field(0, ge=0, description="retries of a failing trial, from checkpoint")
+    constraints: Constraints = Constraints()
+    objectives: list[Objective] = Field(default_factory=list)
+    dedupe: bool = Field(True, description="reuse the result of an architecture seen before")
     storage_path: str = f"{RESULTS_DIR}/ray"
     tracking: Tracking = Tracking()
 
@@ -195,6 +215,7 @@ def lookup(field: str, registry: dict, name: str) -> Any:
 def check_components(cfg: ExperimentConfig) -> None:
     """Build each component once so that every bad name or option fails before Ray starts."""
     from orchestrator.components import (
+        build_gate,
         build_scheduler,
         build_space,
         build_strategy,
@@ -203,5 +224,6 @@ def check_components(cfg: ExperimentConfig) -> None:
 
     space = build_space(cfg)
     build_strategy(cfg, space)
+    build_gate(cfg, space)
     resolve_trainable(cfg)
     build_scheduler(cfg)

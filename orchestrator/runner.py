@@ -17,9 +17,16 @@ from typing import Any
 
 import pandas as pd
 
-from orchestrator.components import build_scheduler, build_space, build_strategy, resolve_trainable
+from orchestrator.components import (
+    build_gate,
+    build_scheduler,
+    build_space,
+    build_strategy,
+    resolve_trainable,
+)
 from orchestrator.config import ExperimentConfig, load_config
 from orchestrator.errors import UserError
+from orchestrator.frontier import FRONT_CSV, objective_names, write_front
 from orchestrator.report import leaderboard, to_markdown
 from orchestrator.tracking import session
 
@@ -38,6 +45,7 @@ class SearchResult:
     experiment_id: str
     parent_run_id: str
     config: ExperimentConfig
+    summary: dict[str, float]  # search-level metrics: rejections, reuses, hypervolume, ...
 
 
 def run(
@@ -77,8 +85,15 @@ def run(
         "search_space": cfg.search_space.model_dump(),
         "trainable_options": trainable_options,
     }
+    gate = build_gate(cfg, space)
     searcher = StrategySearcher(
-        strategy, metric=cfg.metric, mode=cfg.mode, base_config=base_config, seed=cfg.seed
+        strategy,
+        metric=cfg.metric,
+        mode=cfg.mode,
+        base_config=base_config,
+        gate=gate,
+        seed=cfg.seed,
+        objectives=[o.metric for o in cfg.objectives],
     )
     tracker = MlflowTracker(
         tracking.uri,
@@ -117,12 +132,23 @@ def run(
         ),
     )
     status = "FAILED"
+    summary: dict[str, float] = {}
     try:
         grid = tuner.fit()
         tracker.flush()
         trials = trials_frame(grid, tracker, space, cfg.metric)
         best = best_trial(trials, cfg.metric, cfg.mode)
-        session.finish_search(tracking, cfg, trials, best, space, strategy.summary())
+        extra = {**strategy.summary(), **gate.summary()}
+        files = []
+        if gate.rejections:
+            files.append(os.path.join(experiment_path, "rejected.csv"))
+            pd.DataFrame(gate.rejections).to_csv(files[-1], index=False)
+        if cfg.objectives:
+            front_metrics, front_files = write_front(trials, *objective_names(cfg), experiment_path)
+            extra.update(front_metrics)
+            files += front_files
+        session.finish_search(tracking, cfg, trials, best, space, extra, files)
+        summary = extra
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -138,6 +164,7 @@ def run(
         experiment_id=tracking.experiment_id,
         parent_run_id=tracking.parent_run_id,
         config=cfg,
+        summary=summary,
     )
 
 
@@ -191,6 +218,7 @@ def trials_frame(grid: Any, tracker: Any, space: Any, metric: str) -> pd.DataFra
         config = result.config or m.get("config", {})
         trial_id = m.get("trial_id") or os.path.basename(result.path or "")
         arch = config.get("arch", {})
+        cost = config.get("cost") or {}
         status = tracker.statuses.get(trial_id) or ("errored" if result.error else "completed")
         rows.append(
             {
@@ -199,7 +227,8 @@ def trials_frame(grid: Any, tracker: Any, space: Any, metric: str) -> pd.DataFra
                 "status": status,
                 metric: m.get(metric),
                 "epochs": m.get("training_iteration", 0),
-                "num_params": m.get("num_params"),
+                "num_params": m.get("num_params", cost.get("num_params")),
+                **{k: v for k, v in cost.items() if k != "num_params"},
                 "arch": space.describe(arch) if arch else "",
                 "arch_hash": config.get("arch_key", ""),
                 "arch_json": json.dumps(arch, sort_keys=True),
@@ -233,5 +262,15 @@ def print_summary(result: SearchResult, stream: Any = None, top: int = 10) -> No
         best = result.best
         stream.write(f"\nBest: {best['trial']} {best['arch']}  ")
         stream.write(f"{cfg.metric}={best[cfg.metric]:.4f}\n")
+    notes = {
+        "candidates_rejected": "candidates rejected by constraints (never trained)",
+        "duplicates_reused": "duplicate architectures answered from earlier results",
+        "pareto_points": f"architectures on the Pareto front ({FRONT_CSV})",
+        "hypervolume": "hypervolume of the front (reference: the worst values seen)",
+    }
+    for key, text in notes.items():
+        value = result.summary.get(key)
+        if value:
+            stream.write(f"{text}: {value:g}\n")
     stream.write(f"\nRay results: {result.experiment_path}\n")
     stream.write(f"MLflow runs: {session.ui_hint(result.tracking_uri, result.experiment_id)}\n")

@@ -7,11 +7,11 @@ strategy itself never blocks, so trials really run side by side.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from ray.tune.search import Searcher
 
+from orchestrator.gate import Gate
 from orchestrator.searchers.base import Strategy, write_json_atomic
 
 
@@ -20,9 +20,10 @@ class StrategySearcher(Searcher):
 
     `base_config` is merged into every suggested config (trainable options, space spec), and each
     trial gets a sequential `trial_number` and a seed derived from it, so a rerun with the same
-    seed trains the same trial the same way. `admit(arch)` may veto a suggestion before it takes a
-    trial slot: it returns None to run it, or a value to tell the strategy at once (a reused
-    duplicate, a violated constraint).
+    seed trains the same trial the same way. The `gate` costs each suggestion and may answer it
+    without training (a violated constraint, an architecture already evaluated); the strategy is
+    told at once and asked again. `objectives` are further metrics (or costs) told to
+    multi-objective strategies after `metric`.
     """
 
     def __init__(
@@ -32,19 +33,21 @@ class StrategySearcher(Searcher):
         metric: str,
         mode: str,
         base_config: dict[str, Any],
+        gate: Gate,
         seed: int = 0,
-        admit: Callable[[dict], tuple[bool, float | None]] | None = None,
+        objectives: list[str] | None = None,
         max_skips: int = 1000,
     ):
         super().__init__(metric=metric, mode=mode)
         self.strategy = strategy
         self.base_config = base_config
+        self.gate = gate
         self.seed = seed
-        self.admit = admit
+        self.objectives = objectives or []
         self.max_skips = max_skips
-        self.live: dict[str, dict] = {}
-        self.numbers: dict[str, int] = {}
+        self.live: dict[str, dict] = {}  # trial id -> {"arch", "cost"}
         self.next_number = 1
+        self.exhausted = False  # True when the gate refused max_skips suggestions in a row
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # metric and mode come from the experiment config, set in __init__
@@ -54,48 +57,56 @@ class StrategySearcher(Searcher):
             arch = self.strategy.ask()
             if arch is None:
                 return Searcher.FINISHED
-            if self.admit is not None:
-                run_it, value = self.admit(arch)
-                if not run_it:
-                    self.strategy.tell(arch, value)
-                    continue
-            break
+            verdict = self.gate.check(arch)
+            if verdict.run:
+                break
+            if verdict.reason != "duplicate in flight":  # that one is told when its twin ends
+                self.strategy.tell(arch, verdict.value)
         else:
+            self.exhausted = True
             return Searcher.FINISHED
         number = self.next_number
         self.next_number += 1
-        self.live[trial_id] = arch
-        self.numbers[trial_id] = number
+        self.live[trial_id] = {"arch": arch, "cost": verdict.cost}
         return {
             **self.base_config,
             "arch": arch,
             "arch_key": self.strategy.space.key(arch),
+            "cost": verdict.cost,
             "trial_number": number,
             "seed": (self.seed * 1_000_003 + number) % 2**31,
         }
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        arch = self.live.pop(trial_id, None)
-        if arch is None:
+        entry = self.live.pop(trial_id, None)
+        if entry is None:
             return
-        value = None
-        if result and not error and isinstance(result.get(self.metric), (int, float)):
-            value = float(result[self.metric])
-        self.strategy.tell(arch, value)
+        value = None if error or not result else self._value(result, entry["cost"])
+        for arch in [entry["arch"], *self.gate.done(entry["arch"], value)]:
+            self.strategy.tell(arch, value)
+
+    def _value(self, result: dict, cost: dict) -> float | list[float] | None:
+        values = []
+        for name in [self.metric, *self.objectives]:
+            v = result.get(name, cost.get(name))
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                return None
+            values.append(float(v))
+        return values[0] if not self.objectives else values
 
     # Ray calls save/restore with its experiment checkpoints; ours are JSON, written atomically.
     def get_state(self) -> dict:
         return {
             "strategy": self.strategy.state(),
+            "gate": self.gate.state(),
             "live": self.live,
-            "numbers": self.numbers,
             "next_number": self.next_number,
         }
 
     def set_state(self, state: dict) -> None:
         self.strategy.load_state(state["strategy"])
+        self.gate.load_state(state["gate"])
         self.live = state["live"]
-        self.numbers = state["numbers"]
         self.next_number = state["next_number"]
 
     def save(self, checkpoint_path: str) -> None:

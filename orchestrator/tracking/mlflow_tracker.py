@@ -112,7 +112,8 @@ class MlflowTracker(Callback):
         params = {k: str(v)[:6000] for k, v in self.flatten(config).items()}
         name = f"t{number:03d} {self.describe(arch)}"
         self.run_ids[trial.trial_id] = "pending"
-        self._queue.put(("start", trial.trial_id, (name, tags, params)))
+        cost = {k: float(v) for k, v in (config.get("cost") or {}).items()}  # from the gate
+        self._queue.put(("start", trial.trial_id, (name, tags, params, cost)))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         step = int(result.get("training_iteration", 0))

@@ -122,6 +122,7 @@ def finish_search(
     best: dict | None,
     space: Any,
     extra_metrics: dict[str, float] | None = None,
+    files: list[str] | None = None,
 ) -> None:
     from mlflow.entities import Metric, RunTag
 
@@ -147,6 +148,8 @@ def finish_search(
     client.log_text(run_id, board.to_csv(index=False), "leaderboard.csv")
     client.log_text(run_id, to_markdown(board) + "\n", "leaderboard.md")
     client.log_text(run_id, trials.to_csv(index=False), "trials.csv")
+    for path in files or []:
+        client.log_artifact(run_id, path)
     if best is not None and best.get("checkpoint") and cfg.trainable.name == "torch":
         from orchestrator.tracking.best_model import log_best_model
 

@@ -83,10 +83,13 @@ class _Writer:
         for kind, trial_id, payload in events:
             if kind == "start":
                 if trial_id not in self.run_ids:
-                    name, tags, params = payload
+                    name, tags, params, cost = payload
                     run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
                     self.run_ids[trial_id] = run.info.run_id
-                    batch(run.info.run_id)["params"] += [Param(k, v) for k, v in params.items()]
+                    b = batch(run.info.run_id)
+                    b["params"] += [Param(k, v) for k, v in params.items()]
+                    now = int(time.time() * 1000)
+                    b["metrics"] += [Metric(k, v, now, 0) for k, v in cost.items()]
                     new_runs = True
                 continue
             run_id = self.run_ids.get(trial_id)

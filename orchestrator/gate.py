@@ -1,0 +1,132 @@
+"""The gate every suggestion passes before it may take a trial slot.
+
+It costs the architecture (parameters, FLOPs, CPU latency, size), rejects it if a hard
+constraint is violated, and answers at once for an architecture this search has already
+evaluated (same canonical hash) instead of training it again. Rejections and reuses are counted
+for the parent run. Costing runs on the driver: a rejected candidate never reaches a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Verdict:
+    run: bool  # False: do not train; tell the strategy `value` now
+    value: Any = None
+    cost: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+
+
+class Gate:
+    def __init__(
+        self,
+        space: Any,
+        *,
+        limits: dict[str, float] | None = None,
+        dedupe: bool = True,
+        input_shape: tuple[int, ...] | None = None,
+        num_classes: int | None = None,
+    ):
+        self.space = space
+        self.limits = {k: v for k, v in (limits or {}).items() if v is not None}
+        self.dedupe = dedupe
+        self.input_shape = input_shape  # set when the trainable builds torch models
+        self.num_classes = num_classes
+        self.results: dict[str, Any] = {}  # arch key -> value told to the strategy
+        self.inflight: set[str] = set()
+        self.waiting: dict[str, list[dict]] = {}  # duplicates of an in-flight arch
+        self.rejected: Counter[str] = Counter()
+        self.rejections: list[dict[str, Any]] = []
+        self.reused = 0
+        self._costs: dict[str, dict[str, float]] = {}
+
+    def cost(self, arch: dict) -> dict[str, float]:
+        key = self.space.key(arch)
+        if key not in self._costs:
+            self._costs[key] = self._measure(arch)
+        return self._costs[key]
+
+    def _measure(self, arch: dict) -> dict[str, float]:
+        if self.input_shape is None:
+            return dict(self.space.objectives(arch))
+        import torch
+
+        from search_spaces.cost import measure
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as a trial runs it (trainable option threads=1)
+        try:
+            model = self.space.build_model(arch, self.input_shape, self.num_classes)
+            return {k: float(v) for k, v in measure(model, self.input_shape).as_metrics().items()}
+        finally:
+            torch.set_num_threads(threads)
+
+    def check(self, arch: dict) -> Verdict:
+        key = self.space.key(arch)
+        if self.dedupe and key in self.results:
+            self.reused += 1
+            return Verdict(False, self.results[key], reason="duplicate")
+        if self.dedupe and key in self.inflight:
+            self.reused += 1
+            self.waiting.setdefault(key, []).append(arch)
+            return Verdict(False, reason="duplicate in flight")
+        cost = self.cost(arch) if (self.limits or self.input_shape is not None) else {}
+        violations = self.violations(cost)
+        if violations:
+            self.rejected.update(violations.keys())
+            reason = "; ".join(violations.values())
+            self.rejections.append({"arch": self.space.describe(arch), "reason": reason})
+            self.results[key] = None
+            return Verdict(False, None, cost, reason)
+        self.inflight.add(key)
+        return Verdict(True, cost=cost)
+
+    def violations(self, cost: dict[str, float]) -> dict[str, str]:
+        """Limit name -> why it is violated."""
+        from search_spaces.cost import LIMIT_KEYS
+
+        out = {}
+        for limit_key, limit in self.limits.items():
+            metric, unit = LIMIT_KEYS[limit_key]
+            if metric not in cost:
+                raise ValueError(f"constraints.{limit_key}: this search space cannot tell {metric}")
+            if cost[metric] > limit:
+                out[limit_key] = (
+                    f"{metric} {cost[metric]:.4g} {unit} exceeds {limit_key} {limit:.4g}"
+                )
+        return out
+
+    def done(self, arch: dict, value: Any) -> list[dict]:
+        """Record a finished trial's value; returns the waiting duplicates to tell as well."""
+        key = self.space.key(arch)
+        self.inflight.discard(key)
+        self.results[key] = value
+        return self.waiting.pop(key, [])
+
+    def summary(self) -> dict[str, float]:
+        out = {"candidates_rejected": float(sum(self.rejected.values()))}
+        out.update({f"rejected_{k}": float(v) for k, v in self.rejected.items()})
+        out["duplicates_reused"] = float(self.reused)
+        return out
+
+    # ---- state (for resume) ----------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "results": self.results,
+            "rejected": dict(self.rejected),
+            "rejections": self.rejections,
+            "reused": self.reused,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.results = dict(state.get("results", {}))
+        self.rejected = Counter(state.get("rejected", {}))
+        self.rejections = list(state.get("rejections", []))
+        self.reused = int(state.get("reused", 0))
