@@ -67,6 +67,13 @@ def run(
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Our own progress line replaces Tune's console output (its new engine ignores verbose=0).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if address and not tracking.uri.startswith(("http://", "https://")):
+        # Safe (only this driver writes the store) but a cluster's records belong on its server.
+        print(
+            f"nasorch: warning: recording a cluster run into {tracking.uri}; set tracking.uri "
+            "to the head's MLflow server (http://127.0.0.1:5000 on a `ray up` cluster)",
+            file=sys.stderr,
+        )
     init_ray(address)
 
     from ray import tune
@@ -139,6 +146,12 @@ def run(
         trials = trials_frame(grid, tracker, space, cfg.metric)
         best = best_trial(trials, cfg.metric, cfg.mode)
         extra = {**strategy.summary(), **gate.summary()}
+        if searcher.exhausted:
+            print(
+                f"nasorch: the searcher found no new admissible architecture in "
+                f"{searcher.max_skips} tries; the search ended after {len(trials)} trials",
+                file=sys.stderr,
+            )
         files = []
         if gate.rejections:
             files.append(os.path.join(experiment_path, "rejected.csv"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -175,3 +176,70 @@ def test_errored_trial_is_recorded_and_the_search_goes_on(ray_local, workdir):
         assert run.data.tags["nasorch.status"] == "errored"
         text = client.download_artifacts(run.info.run_id, "error.txt", str(workdir))
         assert "boom: this trial always fails" in open(text).read()
+
+
+def test_constraints_keep_big_networks_out(ray_local, workdir):
+    result = orchestrator.run(
+        {
+            **SMALL,
+            "name": "constrained",
+            "num_samples": 4,
+            "search_space": {"name": "mlp", "options": {"max_depth": 2, "widths": [16, 512]}},
+            "trainable": {"name": "torch", "options": {"epochs": 1}},
+            "searcher": {"name": "random"},
+            "scheduler": {"name": "fifo"},
+            "constraints": {"max_params": 5000},
+        },
+        progress=False,
+    )
+    assert len(result.trials) == 4
+    assert (result.trials["num_params"] <= 5000).all()
+    assert result.summary["candidates_rejected"] > 0
+    client, parents, children = _runs(result)
+    assert parents[0].data.metrics["candidates_rejected"] == result.summary["candidates_rejected"]
+    for run in children:  # every trial carries its cost
+        assert {"num_params", "flops", "latency_ms", "size_mb"} <= set(run.data.metrics)
+
+
+def test_duplicates_are_not_trained_again(ray_local, workdir):
+    result = orchestrator.run(
+        {
+            "name": "dupes",
+            "metric": "score",
+            "num_samples": 5,
+            "search_space": {"name": "custom", "options": {"params": {"a": ["x", "yy"]}}},
+            "trainable": {"name": "tests.helpers:noop"},
+        },
+        progress=False,
+    )
+    assert sorted(result.trials["arch"]) == ["a=x", "a=yy"]  # the space has two members
+    assert result.summary["duplicates_reused"] > 0
+
+
+def test_multi_objective_front(ray_local, workdir):
+    result = orchestrator.run(
+        {
+            **SMALL,
+            "name": "mo",
+            "num_samples": 6,
+            "trainable": {"name": "torch", "options": {"epochs": 1}},
+            "searcher": {"name": "nsga2", "options": {"sampler_options": {"population_size": 4}}},
+            "scheduler": {"name": "fifo"},
+            "objectives": [{"metric": "num_params", "mode": "min"}],
+        },
+        progress=False,
+    )
+    front = pd.read_csv(f"{result.experiment_path}/pareto_front.csv")
+    assert len(front) == result.summary["pareto_points"] >= 1
+    assert result.summary["hypervolume"] >= 0
+    client, parents, _ = _runs(result)
+    arts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"pareto_front.csv", "pareto_front.png"} <= arts
+    assert "hypervolume" in parents[0].data.metrics
+
+
+def test_single_objective_searchers_refuse_several_objectives():
+    with pytest.raises(orchestrator.UserError, match="'rea' optimises one objective"):
+        orchestrator.load_config(
+            {**SMALL, "searcher": {"name": "rea"}, "objectives": [{"metric": "num_params"}]}
+        )
