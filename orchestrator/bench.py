@@ -4,7 +4,10 @@ The searchers are the very same Strategy classes the Ray runner drives (from `ST
 only the trial is replaced by a table lookup, which is what makes 50 seeds x 200 evaluations
 take seconds instead of GPU-months. Writes DIR/results.csv (searcher, seed, evaluations, best:
 the best-so-far of the table's metric), DIR/summary.csv, DIR/best_so_far.png and prints the
-summary as mean +/- std at 25, 50, 100 and 200 evaluations.
+summary as mean +/- std at 25, 50, 100 and 200 evaluations. With `--objective2 num_params` (or
+any objective the space computes) every searcher is told both values (NSGA-II optimises both,
+the others the first), and the bench adds each searcher's hypervolume, pareto_front.csv and
+pareto_front.png.
 """
 
 from __future__ import annotations

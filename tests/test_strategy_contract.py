@@ -111,3 +111,22 @@ def test_tell_of_an_arch_it_never_asked_for(name):
     foreign = space.sample(random.Random(99))
     strategy.tell(foreign, objective(space, foreign))
     drive(strategy, 5)
+
+
+@pytest.mark.parametrize("name", ["local", "guided"])
+def test_never_asks_for_the_same_arch_twice(name):
+    space = NB201Space()
+    strategy = STRATEGIES[name](space, mode="max", seed=6)
+    keys = drive(strategy, 60)
+    pending = [strategy.ask() for _ in range(5)]  # asked, not yet told: not repeated either
+    keys += [space.key(a) for a in pending]
+    assert len(keys) == len(set(keys))
+
+
+def test_evolution_ages_out_the_oldest_member():
+    space = NB201Space()
+    rea = STRATEGIES["rea"](space, mode="max", seed=0, population_size=3, sample_size=2)
+    archs = [rea.ask() for _ in range(4)]
+    for arch, value in zip(archs, [9.0, 1.0, 2.0, 3.0], strict=True):
+        rea.tell(arch, value)
+    assert [s for _, s in rea.population] == [1.0, 2.0, 3.0]  # the best (9.0) was the oldest
