@@ -25,11 +25,6 @@ def repeat_space() -> Space:
 # OptunaStrategy.state() saves the sampler's own RNG but not the one of the RandomSampler these
 # samplers keep inside (`_independent_sampler`, `_random_sampler`), so a restored study draws
 # differently. strict: the day orchestrator/searchers/optuna.py saves it, these must pass.
-OPTUNA_INNER_RNG = {
-    "cmaes": "OptunaStrategy does not save CmaEsSampler._independent_sampler's RNG",
-    "nsga2": "OptunaStrategy does not save NSGAIISampler._random_sampler's RNG",
-}
-
 SPACES = {"nb201": NB201Space, "mlp": MLPSpace, "repeat": repeat_space}
 
 
@@ -90,9 +85,7 @@ def test_same_seed_same_suggestions(name, space):
     assert drive(a, 20) == drive(b, 20)
 
 
-def test_state_round_trip_gives_the_same_next_suggestions(name, space, tmp_path, request):
-    if name in OPTUNA_INNER_RNG:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=OPTUNA_INNER_RNG[name]))
+def test_state_round_trip_gives_the_same_next_suggestions(name, space, tmp_path):
     original = STRATEGIES[name](space, mode="max", seed=4)
     drive(original, 15)
     json.dumps(original.state())  # JSON-serialisable, no pickle

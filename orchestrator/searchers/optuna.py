@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.distributions import (
     BaseDistribution,
@@ -21,6 +22,7 @@ from optuna.distributions import (
     distribution_to_json,
     json_to_distribution,
 )
+from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import TrialState, create_trial
 
 from orchestrator.searchers.base import Strategy, Value
@@ -131,14 +133,16 @@ class OptunaStrategy(Strategy):
                         },
                         "values": t.values,
                         "state": t.state.name,
+                        # CMA-ES keeps its optimizer here (Optuna's own serialised form).
+                        "system_attrs": t.system_attrs,
                     }
                 )
-        rng = getattr(getattr(self.study.sampler, "_rng", None), "rng", None)
-        sampler_rng = None
-        if rng is not None:
-            name, keys, pos, has_gauss, gauss = rng.get_state()
-            sampler_rng = [name, keys.tolist(), pos, has_gauss, gauss]
-        return {**super().state(), "trials": trials, "sampler_rng": sampler_rng}
+        rngs = {
+            path: [name, keys.tolist(), pos, has_gauss, gauss]
+            for path, rng in _sampler_rngs(self.study.sampler).items()
+            for name, keys, pos, has_gauss, gauss in [rng.get_state()]
+        }
+        return {**super().state(), "trials": trials, "sampler_rngs": rngs}
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
@@ -148,14 +152,34 @@ class OptunaStrategy(Strategy):
             st = TrialState[t["state"]]
             values = t["values"] if st == TrialState.COMPLETE else None
             self.study.add_trial(
-                create_trial(params=t["params"], distributions=dists, values=values, state=st)
+                create_trial(
+                    params=t["params"],
+                    distributions=dists,
+                    values=values,
+                    state=st,
+                    system_attrs=t.get("system_attrs") or {},
+                )
             )
-        rng = getattr(getattr(self.study.sampler, "_rng", None), "rng", None)
-        if rng is not None and state.get("sampler_rng"):
-            import numpy as np
+        # Every random state inside the sampler (TPE's, CMA-ES's, NSGA-II's and their fallback
+        # random samplers'), so a restored study draws exactly what the original would have.
+        saved = state.get("sampler_rngs", {})
+        for path, rng in _sampler_rngs(self.study.sampler).items():
+            if path in saved:
+                name, keys, pos, has_gauss, gauss = saved[path]
+                rng.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
 
-            name, keys, pos, has_gauss, gauss = state["sampler_rng"]
-            rng.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+
+def _sampler_rngs(sampler: Any, path: str = "sampler", depth: int = 0) -> dict[str, Any]:
+    """Dotted attribute path -> numpy RandomState, for the sampler and the samplers it holds."""
+    found: dict[str, Any] = {}
+    for name, value in sorted(vars(sampler).items()):
+        if isinstance(value, LazyRandomState):
+            found[f"{path}.{name}"] = value.rng
+        elif isinstance(value, np.random.RandomState):
+            found[f"{path}.{name}"] = value
+        elif isinstance(value, optuna.samplers.BaseSampler) and depth < 3:
+            found.update(_sampler_rngs(value, f"{path}.{name}", depth + 1))
+    return found
 
 
 def _as_list(value: Value) -> list[float]:
