@@ -122,6 +122,15 @@ def resolve_trainable(cfg: ExperimentConfig) -> tuple[Callable, dict, int]:
             options = model(**options).model_dump()
         except ValidationError as e:
             raise UserError(format_validation_error(e, model, "trainable.options.")) from None
+    check = getattr(fn, "check_options", None)  # e.g. the tabular trainable opens its table
+    if check is not None:
+        try:
+            check(options)
+        except UserError as e:
+            msg = str(e)
+            raise UserError(
+                msg if msg.startswith("trainable") else f"trainable.options: {msg}"
+            ) from None
     max_epochs = options.get("epochs", DEFAULT_MAX_EPOCHS)
     return fn, options, int(max_epochs)
 

@@ -11,6 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import orchestrator
+from tests.conftest import ROOT
 
 SMALL = {
     "name": "e2e",
@@ -243,3 +244,34 @@ def test_single_objective_searchers_refuse_several_objectives():
         orchestrator.load_config(
             {**SMALL, "searcher": {"name": "rea"}, "objectives": [{"metric": "num_params"}]}
         )
+
+
+def test_tabular_nb201_through_ray(ray_local, workdir):
+    from trainables.tabular import Table
+
+    result = orchestrator.run(
+        ROOT / "examples" / "nb201_tabular.yaml",
+        overrides=["num_samples=12", "searcher.name=rea"],
+        progress=False,
+    )
+    table = Table.load()
+    df = result.trials
+    assert len(df) == 12 and (df["status"] == "completed").all()
+    for row in df.itertuples():  # every reported value is the table's value for that cell
+        assert row.test_accuracy == pytest.approx(table.lookup(row.arch))
+    assert (df["num_params"] > 0).all()
+
+
+def test_tabular_bad_table_fails_before_ray(capsys):
+    from orchestrator.cli import main
+
+    code = main(
+        [
+            "run",
+            str(ROOT / "examples" / "nb201_tabular.yaml"),
+            "--set",
+            "trainable.options.table=/nope.csv",
+        ]
+    )
+    assert code == 2
+    assert "trainable.options: table '/nope.csv' not found" in capsys.readouterr().err

@@ -136,4 +136,11 @@ def tabular(config: dict[str, Any]) -> None:
     tune.report({**space.objectives(arch), opts.metric or opts.metric_column: value})
 
 
+def check_options(options: dict[str, Any]) -> None:
+    """Open the table when the config is loaded, so a bad path or column fails before Ray starts."""
+    opts = Options(**options)
+    Table.load(opts.table, opts.arch_column, opts.metric_column)
+
+
 tabular.Options = Options  # type: ignore[attr-defined]
+tabular.check_options = check_options  # type: ignore[attr-defined]
