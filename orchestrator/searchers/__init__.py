@@ -13,6 +13,7 @@ from orchestrator.searchers.local import LocalSearch
 from orchestrator.searchers.optuna import OptunaStrategy, to_optuna
 from orchestrator.searchers.random import RandomSearch
 from orchestrator.searchers.reinforce import Reinforce
+from orchestrator.searchers.supernet import SupernetSearch
 
 STRATEGIES = {
     "random": RandomSearch,
@@ -20,6 +21,7 @@ STRATEGIES = {
     "local": LocalSearch,
     "reinforce": Reinforce,
     "guided": GuidedSearch,
+    "supernet": SupernetSearch,
     "cmaes": partial(OptunaStrategy, sampler="cmaes"),
     "nsga2": partial(OptunaStrategy, sampler="nsga2"),
     "tpe": partial(OptunaStrategy, sampler="tpe"),
