@@ -7,18 +7,33 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from orchestrator.errors import UserError
+from orchestrator.errors import SearchFinished, UserError
 
 # Sub-commands that live in their own modules: each has add_arguments(parser) and execute(args).
 EXTERNAL = {
     "bench": ("orchestrator.bench", "benchmark searchers on a tabular NAS benchmark"),
+    "compare": ("orchestrator.compare", "compare searches recorded in MLflow: table, CSV, PNG"),
 }
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.runner import print_summary, run
 
-    result = run(args.config, overrides=args.set, address=args.address, progress=not args.quiet)
+    result = run(
+        args.config,
+        overrides=args.set,
+        address=args.address,
+        progress=not args.quiet,
+        resume=args.resume,
+    )
+    print_summary(result, top=args.top)
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from orchestrator.runner import print_summary, resume_search
+
+    result = resume_search(args.experiment, address=args.address, progress=not args.quiet)
     print_summary(result, top=args.top)
     return 0
 
@@ -33,14 +48,46 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     if uri.startswith(("http://", "https://")):
         print(f"{uri} is a tracking server already: open it in a browser.")
         return 0
+    from orchestrator.compare import newest_search_url
+
     url = f"http://{args.host}:{args.port}"
+    page = newest_search_url(uri, url)
     print(f"MLflow UI on {url} for {uri} (Ctrl+C to stop)", flush=True)
+    if page:
+        print(f"Runs of the newest search: {page}", flush=True)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     cmd += ["--host", args.host, "--port", str(args.port)]
+    _open_browser_when_up(url, page or url)
     try:
         return subprocess.call(cmd)
     except KeyboardInterrupt:
         return 0
+
+
+def _open_browser_when_up(url: str, page: str) -> None:
+    """Open `page` once the server answers, and only where a browser can show it (a desktop,
+    not an SSH session or a container)."""
+    import os
+    import threading
+    import urllib.request
+    import webbrowser
+
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return
+
+    def wait_and_open() -> None:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1).read()
+            except OSError:
+                threading.Event().wait(0.5)
+                continue
+            webbrowser.open(page)
+            return
+
+    threading.Thread(target=wait_and_open, daemon=True).start()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address (auto, ray://host:10001)")
     p.add_argument("--top", type=int, default=10, help="rows in the final leaderboard")
     p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.add_argument(
+        "--resume", action="store_true",
+        help="continue the newest unfinished search of this config's name, if there is one",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("resume", help="continue a search whose driver stopped or crashed")
+    p.add_argument("experiment", help="Ray experiment folder printed by `nasorch run`, or a name")
+    p.add_argument("--address", default=None, help="Ray cluster address (auto, ray://host:10001)")
+    p.add_argument("--top", type=int, default=10, help="rows in the final leaderboard")
+    p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.set_defaults(func=_cmd_resume)
 
     p = sub.add_parser("ui", help="open the MLflow UI on the local store (bound to 127.0.0.1)")
     p.add_argument(
@@ -89,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"nasorch: error: {e}", file=sys.stderr)
         return 2
+    except SearchFinished as e:
+        print(f"nasorch: {e}; nothing to resume")
+        return 0
     except KeyboardInterrupt:
         print("nasorch: interrupted", file=sys.stderr)
         return 130

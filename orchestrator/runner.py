@@ -25,13 +25,22 @@ from orchestrator.components import (
     resolve_trainable,
 )
 from orchestrator.config import ExperimentConfig, load_config
-from orchestrator.errors import UserError
+from orchestrator.errors import SearchFinished, UserError
 from orchestrator.frontier import FRONT_CSV, objective_names, write_front
+from orchestrator.jsonio import write_json_atomic
 from orchestrator.report import leaderboard, to_markdown
+from orchestrator.resume import (
+    CONFIG_FILE,
+    STATE_FILE,
+    SchedulerState,
+    find_experiment,
+    latest_experiment,
+    read_done,
+    read_state,
+    restored_components,
+    write_done,
+)
 from orchestrator.tracking import session
-
-STATE_FILE = "nasorch_state.json"
-CONFIG_FILE = "nasorch_config.yaml"
 
 
 @dataclass
@@ -54,27 +63,25 @@ def run(
     overrides: list[str] | None = None,
     address: str | None = None,
     progress: bool = True,
+    resume: bool = False,
 ) -> SearchResult:
-    """Run a search described by `config` (object, dict or YAML path) and return its trials."""
+    """Run a search described by `config` (object, dict or YAML path) and return its trials.
+
+    With `resume=True`, the newest unfinished search of this config's name is continued instead
+    (see `resume_search`); a new one starts if there is none.
+    """
     cfg = load_config(config, overrides)
+    if resume:
+        previous = latest_experiment(cfg.resolved_storage_path(), cfg.name)
+        if previous is not None:
+            return resume_search(previous, address=address, progress=progress)
     space = build_space(cfg)
     strategy = build_strategy(cfg, space)
     trainable, trainable_options, max_epochs = resolve_trainable(cfg)
     known_epochs = max_epochs if "epochs" in trainable_options else None
     scheduler = build_scheduler(cfg)
     tracking = session.open_search(cfg)  # fails fast on an unreachable tracking server
-    # Ray warns when per-epoch checkpoints trigger many state snapshots; they are cheap here.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Our own progress line replaces Tune's console output (its new engine ignores verbose=0).
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    if address and not tracking.uri.startswith(("http://", "https://")):
-        # Safe (only this driver writes the store) but a cluster's records belong on its server.
-        print(
-            f"nasorch: warning: recording a cluster run into {tracking.uri}; set tracking.uri "
-            "to the head's MLflow server (http://127.0.0.1:5000 on a `ray up` cluster)",
-            file=sys.stderr,
-        )
-    init_ray(address)
+    _connect(cfg, tracking, address)
 
     from ray import tune
 
@@ -87,6 +94,7 @@ def run(
     experiment_path = os.path.join(cfg.resolved_storage_path(), run_name)
     os.makedirs(experiment_path, exist_ok=True)
     Path(experiment_path, CONFIG_FILE).write_text(cfg.to_yaml())
+    write_json_atomic(Path(experiment_path, STATE_FILE), {"parent": tracking.parent_run_id})
 
     base_config = {
         "search_space": cfg.search_space.model_dump(),
@@ -111,14 +119,14 @@ def run(
         flatten=lambda c: flat_params(space, c),
         state_path=os.path.join(experiment_path, STATE_FILE),
         max_epochs=known_epochs,
+        scheduler=scheduler,  # stop reasons and PBT lineage, tagged on the trials' runs
     )
-    callbacks: list[Any] = [tracker]
+    callbacks: list[Any] = [tracker, SchedulerState(scheduler)]
     if progress:
         callbacks.append(Progress(cfg.metric, cfg.mode, cfg.num_samples, known_epochs))
 
-    resources = {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
     tuner = tune.Tuner(
-        tune.with_resources(trainable, resources),
+        tune.with_resources(trainable, _resources(cfg)),
         param_space={},
         tune_config=tune.TuneConfig(
             metric=cfg.metric,
@@ -134,10 +142,88 @@ def run(
             storage_path=cfg.resolved_storage_path(),
             callbacks=callbacks,
             verbose=0,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # PBT keeps every checkpoint: an exploit may restore a donor's older one.
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=getattr(scheduler, "keep_checkpoints", 1)
+            ),
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
         ),
     )
+    return _execute(cfg, tuner, tracking, experiment_path, searcher, tracker)
+
+
+def resume_search(
+    experiment: str | os.PathLike, *, address: str | None = None, progress: bool = True
+) -> SearchResult:
+    """Continue a search whose driver died: finished trials are kept, unfinished ones continue
+    from their last checkpoint, the searcher and the scheduler from their saved state, and the
+    MLflow parent and child runs from where they were. `experiment` is Ray's experiment folder
+    (printed by `nasorch run`) or a search name, whose newest folder is taken."""
+    from ray import tune
+
+    from orchestrator.tracking.mlflow_tracker import MlflowTracker
+
+    path = find_experiment(experiment)
+    done = read_done(path)
+    if done is not None:
+        raise SearchFinished(f"{path} already finished ({done.get('trials', '?')} trials)")
+    cfg = load_config(Path(path, CONFIG_FILE))
+    trainable, _, _ = resolve_trainable(cfg)
+    parent_run_id = read_state(path).get("parent")
+    if not parent_run_id:
+        raise UserError(f"{path}: no MLflow parent run recorded; it cannot be resumed")
+    tracking = session.reopen_search(cfg, parent_run_id)
+    _connect(cfg, tracking, address)
+    _pickle_user_module_by_value(cfg.trainable.name)
+    if not tune.Tuner.can_restore(path):
+        raise UserError(f"{path}: Ray saved no experiment state there yet; start it again")
+    tuner = tune.Tuner.restore(
+        path,
+        trainable=tune.with_resources(trainable, _resources(cfg)),
+        resume_unfinished=True,
+        resume_errored=False,
+        restart_errored=False,
+    )
+    searcher, callbacks = restored_components(tuner)
+    tracker = next(c for c in callbacks if isinstance(c, MlflowTracker))
+    if not progress:
+        callbacks[:] = [c for c in callbacks if type(c).__name__ != "Progress"]
+    return _execute(cfg, tuner, tracking, path, searcher, tracker)
+
+
+def _resources(cfg: ExperimentConfig) -> dict[str, float]:
+    return {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
+
+
+def _connect(cfg: ExperimentConfig, tracking: Any, address: str | None) -> None:
+    # Ray warns when per-epoch checkpoints trigger many state snapshots; they are cheap here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Snapshot the experiment (trials, searcher, scheduler) at least every 2 s, so a crash
+    # costs seconds even for trials that never checkpoint.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    # Our own progress line replaces Tune's console output (its new engine ignores verbose=0).
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    address = address or os.environ.get("RAY_ADDRESS")  # set by `ray job submit` for its job
+    if address and not tracking.uri.startswith(("http://", "https://")):
+        # Safe (only this driver writes the store) but a cluster's records belong on its server.
+        print(
+            f"nasorch: warning: recording a cluster run into {tracking.uri}; set tracking.uri "
+            "to the head's MLflow server (http://127.0.0.1:5000 on a `ray up` cluster)",
+            file=sys.stderr,
+        )
+    init_ray(address)
+
+
+def _execute(
+    cfg: ExperimentConfig,
+    tuner: Any,
+    tracking: Any,
+    experiment_path: str,
+    searcher: Any,
+    tracker: Any,
+) -> SearchResult:
+    """Fit, then record the outcome; shared by new and resumed searches."""
+    space, strategy, gate = searcher.strategy.space, searcher.strategy, searcher.gate
     status = "FAILED"
     summary: dict[str, float] = {}
     try:
@@ -145,6 +231,15 @@ def run(
         tracker.flush()
         trials = trials_frame(grid, tracker, space, cfg.metric)
         best = best_trial(trials, cfg.metric, cfg.mode)
+        unfinished = len(grid) - len(tracker.statuses)
+        if unfinished > 0:  # Ray stopped early (Ctrl+C): keep everything resumable
+            print(
+                f"nasorch: interrupted with {unfinished} trials unfinished; continue with "
+                f"`nasorch resume {experiment_path}`",
+                file=sys.stderr,
+            )
+            status = "KILLED"
+            raise KeyboardInterrupt
         extra = {**strategy.summary(), **gate.summary()}
         if searcher.exhausted:
             print(
@@ -160,7 +255,8 @@ def run(
             front_metrics, front_files = write_front(trials, *objective_names(cfg), experiment_path)
             extra.update(front_metrics)
             files += front_files
-        session.finish_search(tracking, cfg, trials, best, space, extra, files)
+        session.finish_search(tracking, cfg, trials, best, space, extra, files, experiment_path)
+        write_done(experiment_path, {"parent": tracking.parent_run_id, "trials": len(trials)})
         summary = extra
         status = "FINISHED"
     except KeyboardInterrupt:
@@ -280,6 +376,8 @@ def print_summary(result: SearchResult, stream: Any = None, top: int = 10) -> No
         "duplicates_reused": "duplicate architectures answered from earlier results",
         "pareto_points": f"architectures on the Pareto front ({FRONT_CSV})",
         "hypervolume": "hypervolume of the front (reference: the worst values seen)",
+        "kendall_tau": "Kendall tau between supernet scores and trained results",
+        "kendall_tau_n": "architectures in that Kendall tau",
     }
     for key, text in notes.items():
         value = result.summary.get(key)

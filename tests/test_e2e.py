@@ -132,6 +132,7 @@ def test_user_function_trainable(ray_local, workdir):
             "search_space": {"name": "custom", "options": {"params": {"a": ["x", "yy", "zzz"]}}},
             "trainable": {"name": "tests.helpers:noop"},
             "searcher": {"name": "random"},
+            "dedupe": False,  # three archs, four trials
         },
         progress=False,
     )

@@ -52,6 +52,7 @@ class MlflowTracker(Callback):
         flatten: Any,
         state_path: str | None = None,
         max_epochs: int | None = None,
+        scheduler: Any = None,
     ):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
@@ -61,10 +62,10 @@ class MlflowTracker(Callback):
         self.flatten = flatten  # config -> flat params
         self.state_path = state_path
         self.max_epochs = max_epochs
+        self.scheduler = scheduler  # its stop reasons and PBT lineage become tags
         self.run_ids: dict[str, str] = {}
-        if state_path and os.path.exists(state_path):
-            with open(state_path) as f:
-                self.run_ids = json.load(f).get("runs", {})
+        self.resume_steps: dict[str, int] = {}  # trial id -> last epoch recorded before a crash
+        self._load_saved_runs()
         self.statuses: dict[str, str] = {}
         self.errors: list[str] = []
         self._nodes: set[str] = set()
@@ -90,7 +91,22 @@ class MlflowTracker(Callback):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self._load_saved_runs()  # a resumed search continues the runs its writer created
         self._start()
+
+    def _load_saved_runs(self) -> None:
+        if self.state_path and os.path.exists(self.state_path):
+            with open(self.state_path) as f:
+                saved = json.load(f)
+            self.run_ids.update(saved.get("runs", {}))
+            self.resume_steps = dict(saved.get("steps", {}))
+
+    # Ray snapshots callback states with its trials, so statuses survive a resume.
+    def get_state(self) -> dict:
+        return {"statuses": self.statuses}
+
+    def set_state(self, state: dict) -> None:
+        self.statuses.update(state.get("statuses", {}))
 
     # ---- Tune hooks (driver: enqueue only) ------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
@@ -117,6 +133,10 @@ class MlflowTracker(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         step = int(result.get("training_iteration", 0))
+        if trial.trial_id in self.resume_steps:  # epochs redone after a crash: recorded already
+            if step <= self.resume_steps[trial.trial_id]:
+                return
+            del self.resume_steps[trial.trial_id]
         metrics = {
             k: float(v)
             for k, v in result.items()
@@ -131,6 +151,12 @@ class MlflowTracker(Callback):
             }
             tags = {k: str(v) for k, v in where.items() if v}
             self._queue.put(("tags", trial.trial_id, tags))
+        notes = getattr(getattr(self, "scheduler", None), "result_notes", None)
+        if notes:  # PBT: the hyperparameters in force (hp_*) and, after an exploit, the lineage
+            extra, lineage = notes(trial.trial_id, result)
+            metrics.update(extra)
+            if lineage:
+                self._queue.put(("tags", trial.trial_id, lineage))
         self._queue.put(("metrics", trial.trial_id, (metrics, step, int(time.time() * 1000))))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -146,6 +172,9 @@ class MlflowTracker(Callback):
         self.statuses[trial.trial_id] = status
         epochs = (trial.last_result or {}).get("training_iteration", 0)
         tags = {"nasorch.status": status, "nasorch.epochs": str(epochs)}
+        scheduler_tags = getattr(getattr(self, "scheduler", None), "trial_tags", None)
+        if scheduler_tags:  # why it was stopped (nasorch.stop_reason), PBT lineage
+            tags.update(scheduler_tags(trial.trial_id))
         error = None
         if status == "errored" and trial.error_file and os.path.exists(trial.error_file):
             with open(trial.error_file) as f:

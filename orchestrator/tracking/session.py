@@ -115,6 +115,27 @@ def open_search(cfg: ExperimentConfig) -> Tracking:
     return Tracking(client, uri, experiment_id, run_id)
 
 
+def reopen_search(cfg: ExperimentConfig, parent_run_id: str) -> Tracking:
+    """The parent run of a search being resumed, marked running again."""
+    from mlflow.tracking import MlflowClient
+
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    uri = cfg.tracking_uri()
+    check_reachable(uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        run = client.get_run(parent_run_id)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"tracking.uri: parent run {parent_run_id} not found in {uri}: {first}"
+        ) from None
+    client.update_run(parent_run_id, status="RUNNING")
+    client.set_tag(parent_run_id, "nasorch.resumed", time.strftime("%Y-%m-%d %H:%M:%S"))
+    return Tracking(client, uri, run.info.experiment_id, parent_run_id)
+
+
 def finish_search(
     tracking: Tracking,
     cfg: ExperimentConfig,
@@ -123,6 +144,7 @@ def finish_search(
     space: Any,
     extra_metrics: dict[str, float] | None = None,
     files: list[str] | None = None,
+    out_dir: str | None = None,
 ) -> None:
     from mlflow.entities import Metric, RunTag
 
@@ -154,6 +176,9 @@ def finish_search(
         from orchestrator.tracking.best_model import log_best_model
 
         log_best_model(tracking, cfg, space, best)
+    from orchestrator.tracking.plots import log_search_plots  # never raises: warns instead
+
+    log_search_plots(client, run_id, tracking.experiment_id, trials, cfg.metric, cfg.mode, out_dir)
 
 
 def end(tracking: Tracking, status: str) -> None:

@@ -6,6 +6,7 @@ dies (even by SIGKILL) it writes what it has and exits instead of lingering.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import time
@@ -52,6 +53,10 @@ class _Writer:
         self.parent_run_id = parent_run_id
         self.state_path = state_path
         self.run_ids: dict[str, str] = run_ids
+        self.steps: dict[str, int] = {}  # trial id -> last epoch written (for resume)
+        if state_path and os.path.exists(state_path):
+            with open(state_path) as f:
+                self.steps = json.load(f).get("steps", {})
         self.errors: list[str] = []
 
     def write(self, events: list[tuple[str, Any, Any]]) -> None:
@@ -79,7 +84,7 @@ class _Writer:
                     )
             pending.clear()
 
-        new_runs = False
+        changed = False
         for kind, trial_id, payload in events:
             if kind == "start":
                 if trial_id not in self.run_ids:
@@ -90,7 +95,7 @@ class _Writer:
                     b["params"] += [Param(k, v) for k, v in params.items()]
                     now = int(time.time() * 1000)
                     b["metrics"] += [Metric(k, v, now, 0) for k, v in cost.items()]
-                    new_runs = True
+                    changed = True
                 continue
             run_id = self.run_ids.get(trial_id)
             if run_id is None:
@@ -98,6 +103,8 @@ class _Writer:
             if kind == "metrics":
                 metrics, step, ts = payload
                 batch(run_id)["metrics"] += [Metric(k, v, ts, step) for k, v in metrics.items()]
+                self.steps[trial_id] = max(step, self.steps.get(trial_id, 0))
+                changed = True  # the state file records the last epoch written
             elif kind == "tags":
                 batch(run_id)["tags"] += [RunTag(k, v) for k, v in payload.items()]
             elif kind == "end":
@@ -108,5 +115,8 @@ class _Writer:
                     self.client.log_text(run_id, error, "error.txt")
                 self.client.set_terminated(run_id, status=mlflow_status)
         send()
-        if new_runs and self.state_path:
-            write_json_atomic(self.state_path, {"parent": self.parent_run_id, "runs": self.run_ids})
+        if changed and self.state_path:  # after the writes: it never claims more than is there
+            write_json_atomic(
+                self.state_path,
+                {"parent": self.parent_run_id, "runs": self.run_ids, "steps": self.steps},
+            )
