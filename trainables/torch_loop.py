@@ -60,6 +60,10 @@ def train(config: dict[str, Any]) -> None:
     data = datasets.load(opts.dataset, getattr(space, "input_layout", "flat"), opts.val_fraction)
     model = space.build_model(arch, data.input_shape, data.num_classes).to(device)
     num_params = sum(p.numel() for p in model.parameters())
+    if "dropout" in config:  # PBT mutates it at the top of the config; the arch's is built in
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = float(config["dropout"])
 
     lr = float(_hyper(config, opts, "lr"))
     wd = float(_hyper(config, opts, "weight_decay"))
