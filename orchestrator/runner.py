@@ -228,6 +228,7 @@ def _execute(
     summary: dict[str, float] = {}
     try:
         grid = tuner.fit()
+        tracker.close_lost_runs({r.metrics.get("trial_id") for r in grid if r.metrics})
         tracker.flush()
         trials = trials_frame(grid, tracker, space, cfg.metric)
         best = best_trial(trials, cfg.metric, cfg.mode)

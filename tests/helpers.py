@@ -13,3 +13,24 @@ def noop(config):
 
 def fails(config):
     raise RuntimeError("boom: this trial always fails")
+
+
+def slow_epochs(config):
+    """Three epochs of ~0.4 s that checkpoint their epoch; a resumed trial continues from it."""
+    import json
+    import os
+    import tempfile
+    import time
+
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d, open(os.path.join(d, "epoch.json")) as f:
+            start = json.load(f)["epoch"]
+    for epoch in range(start + 1, 4):
+        time.sleep(0.4)
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "epoch.json"), "w") as f:
+                json.dump({"epoch": epoch}, f)
+            score = config["arch"]["x"] * epoch
+            tune.report({"score": score}, checkpoint=tune.Checkpoint.from_directory(d))

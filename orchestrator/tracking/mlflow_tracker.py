@@ -18,6 +18,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from orchestrator.tracking.recovery import unrecorded_results
 from orchestrator.tracking.writer import writer_main
 
 # Keys Ray Tune adds to every result; they are bookkeeping, not the trial's metrics.
@@ -38,6 +39,15 @@ def trial_status(trial: Any, max_epochs: int | None = None) -> str:
     if max_epochs is not None:
         return "completed" if last.get("training_iteration", 0) >= max_epochs else "stopped_early"
     return "completed" if last.get("done") else "stopped_early"
+
+
+def reported_metrics(result: dict) -> dict[str, float]:
+    """The trainable's own numbers in a Ray result (not Tune's bookkeeping)."""
+    return {
+        k: float(v)
+        for k, v in result.items()
+        if k not in TUNE_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 class MlflowTracker(Callback):
@@ -65,6 +75,8 @@ class MlflowTracker(Callback):
         self.scheduler = scheduler  # its stop reasons and PBT lineage become tags
         self.run_ids: dict[str, str] = {}
         self.resume_steps: dict[str, int] = {}  # trial id -> last epoch recorded before a crash
+        self.saved_trials: dict[str, list] = {}
+        self.backlog: dict[str, list[dict]] = {}  # set on resume: results the crash lost
         self._load_saved_runs()
         self.statuses: dict[str, str] = {}
         self.errors: list[str] = []
@@ -100,21 +112,49 @@ class MlflowTracker(Callback):
                 saved = json.load(f)
             self.run_ids.update(saved.get("runs", {}))
             self.resume_steps = dict(saved.get("steps", {}))
+            # trial id -> [trial number, arch hash] of runs a crashed driver created
+            self.saved_trials = dict(saved.get("trials", {}))
 
     # Ray snapshots callback states with its trials, so statuses survive a resume.
     def get_state(self) -> dict:
         return {"statuses": self.statuses}
 
     def set_state(self, state: dict) -> None:
+        """Called by Ray when it resumes the search: recover what the crashed writer lost."""
         self.statuses.update(state.get("statuses", {}))
+        if not self.state_path:
+            return
+        self.backlog = unrecorded_results(os.path.dirname(self.state_path), self.resume_steps)
+        for trial_id, status in self.statuses.items():  # ended before the crash: Ray won't rerun
+            if trial_id in self.run_ids:
+                results = self._replay(trial_id)
+                epochs = max([r.get("training_iteration", 0) for r in results], default=0)
+                tags = {"nasorch.status": status}
+                if epochs:
+                    tags["nasorch.epochs"] = str(epochs)
+                self._queue.put(("end", trial_id, (tags, STATUS_TO_MLFLOW[status], None)))
+
+    def _replay(self, trial_id: str) -> list[dict]:
+        """Write a resumed trial's unrecorded results, and skip them if Ray reports them again."""
+        results = self.backlog.pop(trial_id, [])
+        for result in results:
+            step = int(result.get("training_iteration", 0))
+            ts = int(float(result.get("timestamp", time.time())) * 1000)
+            self._queue.put(("metrics", trial_id, (reported_metrics(result), step, ts)))
+            self.resume_steps[trial_id] = max(step, self.resume_steps.get(trial_id, 0))
+        return results
 
     # ---- Tune hooks (driver: enqueue only) ------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
         if trial.trial_id in self.run_ids:
+            self._replay(trial.trial_id)
             return
         config = trial.config
         arch = config.get("arch", {})
         number = config.get("trial_number", 0)
+        if self._claim_lost_run(trial.trial_id, number, str(config.get("arch_key", ""))):
+            self._replay(trial.trial_id)
+            return
         tags = {
             **self.run_tags,
             "mlflow.parentRunId": self.parent_run_id,
@@ -130,6 +170,31 @@ class MlflowTracker(Callback):
         self.run_ids[trial.trial_id] = "pending"
         cost = {k: float(v) for k, v in (config.get("cost") or {}).items()}  # from the gate
         self._queue.put(("start", trial.trial_id, (name, tags, params, cost)))
+        self._replay(trial.trial_id)  # a crash may have lost even the run's creation
+
+    def _claim_lost_run(self, trial_id: str, number: int, arch_hash: str) -> bool:
+        """After a crash, Ray may re-suggest a trial its last snapshot missed: same number, new
+        id. Its run continues if it is the same architecture; otherwise the old run is closed
+        as superseded. Either way no run is left open or doubled."""
+        for old_id, (old_number, old_hash) in list(self.saved_trials.items()):
+            if old_number != number or old_id == trial_id or old_id not in self.run_ids:
+                continue
+            del self.saved_trials[old_id]
+            if old_hash == arch_hash:
+                self.run_ids[trial_id] = self.run_ids[old_id]
+                if old_id in self.resume_steps:
+                    self.resume_steps[trial_id] = self.resume_steps.pop(old_id)
+                self._queue.put(("alias", trial_id, old_id))
+                return True
+            self._queue.put(("supersede", old_id, None))
+        return False
+
+    def close_lost_runs(self, known_trial_ids: set[str]) -> None:
+        """Runs of trials that Ray never resumed nor re-suggested: closed as superseded."""
+        for old_id in list(self.saved_trials):
+            if old_id not in known_trial_ids and old_id in self.run_ids:
+                self._queue.put(("supersede", old_id, None))
+            self.saved_trials.pop(old_id)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         step = int(result.get("training_iteration", 0))
@@ -137,11 +202,7 @@ class MlflowTracker(Callback):
             if step <= self.resume_steps[trial.trial_id]:
                 return
             del self.resume_steps[trial.trial_id]
-        metrics = {
-            k: float(v)
-            for k, v in result.items()
-            if k not in TUNE_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)
-        }
+        metrics = reported_metrics(result)
         if trial.trial_id not in self._nodes:  # once per trial: where it runs
             self._nodes.add(trial.trial_id)
             where = {

@@ -54,9 +54,11 @@ class _Writer:
         self.state_path = state_path
         self.run_ids: dict[str, str] = run_ids
         self.steps: dict[str, int] = {}  # trial id -> last epoch written (for resume)
+        self.trials: dict[str, list] = {}  # trial id -> [trial number, arch hash]
         if state_path and os.path.exists(state_path):
             with open(state_path) as f:
-                self.steps = json.load(f).get("steps", {})
+                saved = json.load(f)
+            self.steps, self.trials = saved.get("steps", {}), saved.get("trials", {})
         self.errors: list[str] = []
 
     def write(self, events: list[tuple[str, Any, Any]]) -> None:
@@ -93,12 +95,27 @@ class _Writer:
                     self.run_ids[trial_id] = run.info.run_id
                     b = batch(run.info.run_id)
                     b["params"] += [Param(k, v) for k, v in params.items()]
+                    number = int(tags.get("nasorch.trial_number", 0))
+                    self.trials[trial_id] = [number, tags.get("nasorch.arch_hash", "")]
                     now = int(time.time() * 1000)
                     b["metrics"] += [Metric(k, v, now, 0) for k, v in cost.items()]
                     changed = True
                 continue
+            if kind == "alias":  # a re-suggested trial continues a crashed driver's run
+                old_id = payload
+                self.run_ids[trial_id] = self.run_ids[old_id]
+                self.steps[trial_id] = self.steps.get(old_id, 0)
+                self.trials[trial_id] = self.trials.get(old_id, [0, ""])
+                batch(self.run_ids[trial_id])["tags"].append(RunTag("nasorch.trial_id", trial_id))
+                changed = True
+                continue
             run_id = self.run_ids.get(trial_id)
             if run_id is None:
+                continue
+            if kind == "supersede":
+                batch(run_id)["tags"].append(RunTag("nasorch.status", "superseded"))
+                send()
+                self.client.set_terminated(run_id, status="KILLED")
                 continue
             if kind == "metrics":
                 metrics, step, ts = payload
@@ -118,5 +135,10 @@ class _Writer:
         if changed and self.state_path:  # after the writes: it never claims more than is there
             write_json_atomic(
                 self.state_path,
-                {"parent": self.parent_run_id, "runs": self.run_ids, "steps": self.steps},
+                {
+                    "parent": self.parent_run_id,
+                    "runs": self.run_ids,
+                    "steps": self.steps,
+                    "trials": self.trials,
+                },
             )

@@ -1,0 +1,139 @@
+"""A search whose driver is killed (SIGKILL) resumes: no trial lost or doubled, the same runs
+continue in MLflow, and the searcher goes on exactly as an uninterrupted run would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import ROOT
+
+N = 10
+
+
+def config(tmp: Path, name: str) -> dict:
+    return {
+        "name": name,
+        "metric": "score",
+        "num_samples": N,
+        "max_concurrent_trials": 2,
+        "seed": 7,
+        "search_space": {
+            "name": "custom",
+            "options": {"params": {"x": {"type": "float", "low": 0, "high": 1}}},
+        },
+        "trainable": {"name": "tests.helpers:slow_epochs"},
+        "searcher": {"name": "random"},
+        "storage_path": str(tmp / "ray"),
+        "tracking": {"uri": f"sqlite:///{tmp}/mlflow.db"},
+    }
+
+
+def nasorch(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        cwd=kwargs.get("cwd"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the driver and everything it started (its Ray, its MLflow writer): no cleanup."""
+    try:
+        family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        family = [proc.pid]
+    for pid in family:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=30)
+
+
+def trials_by_number(client: MlflowClient, experiment: str) -> dict[int, list]:
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], "tags.`nasorch.role` = 'trial'", max_results=500)
+    out: dict[int, list] = {}
+    for r in runs:
+        out.setdefault(int(r.data.tags["nasorch.trial_number"]), []).append(r)
+    return out
+
+
+@pytest.fixture
+def started():
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for p in procs:  # whatever the outcome, nothing is left running
+        if p.poll() is None:
+            kill_tree(p)
+
+
+def test_sigkill_then_resume(tmp_path, started):
+    (tmp_path / "crash.yaml").write_text(yaml.safe_dump(config(tmp_path, "crash")))
+    (tmp_path / "whole.yaml").write_text(yaml.safe_dump(config(tmp_path, "whole")))
+
+    driver = nasorch("run", "crash.yaml", "--quiet", cwd=tmp_path)
+    started.append(driver)
+    db = tmp_path / "mlflow.db"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill once a few trials have finished all epochs
+        time.sleep(0.5)
+        state = next((tmp_path / "ray").glob("crash-*/nasorch_state.json"), None)
+        if state is not None:
+            steps = json.loads(state.read_text()).get("steps", {})
+            if sum(step == 3 for step in steps.values()) >= 3:
+                break
+        assert driver.poll() is None, driver.stdout.read()
+    else:
+        pytest.fail("the search did not get going in time")
+    kill_tree(driver)
+
+    folder = next((tmp_path / "ray").glob("crash-*"))
+    resumed = nasorch("resume", str(folder), "--quiet", cwd=tmp_path)
+    started.append(resumed)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+
+    whole = nasorch("run", "whole.yaml", "--quiet", cwd=tmp_path)
+    started.append(whole)
+    out_whole, _ = whole.communicate(timeout=300)
+    assert whole.returncode == 0, out_whole
+
+    client = MlflowClient(f"sqlite:///{db}")
+    crashed, reference = trials_by_number(client, "crash"), trials_by_number(client, "whole")
+    assert sorted(crashed) == list(range(1, N + 1))  # exactly num_samples trials
+    for number, runs in crashed.items():
+        assert len(runs) == 1, f"trial {number} has {len(runs)} child runs"
+        run = runs[0]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["nasorch.status"] == "completed"
+        history = client.get_metric_history(run.info.run_id, "score")
+        assert sorted(m.step for m in history) == [1, 2, 3]  # no epoch recorded twice
+        # the searcher continued as if nothing had happened
+        ref = reference[number][0]
+        assert json.loads(run.data.tags["nasorch.arch"]) == json.loads(
+            ref.data.tags["nasorch.arch"]
+        )
+    parents = client.search_runs(
+        [client.get_experiment_by_name("crash").experiment_id], "tags.`nasorch.role` = 'search'"
+    )
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert parents[0].data.metrics["trials_completed"] == N
+    assert "nasorch.resumed" in parents[0].data.tags
+
+    again = nasorch("resume", str(folder), cwd=tmp_path)
+    started.append(again)
+    out_again, _ = again.communicate(timeout=120)
+    assert again.returncode == 0 and "already finished" in out_again
