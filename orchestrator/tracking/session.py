@@ -187,9 +187,10 @@ def end(tracking: Tracking, status: str) -> None:
 
 def ui_hint(uri: str, experiment_id: str) -> str:
     if uri.startswith(("http://", "https://")):
-        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}"
+        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
     flag = "" if uri == default_tracking_uri() else f" --tracking-uri '{uri}'"
-    return f"nasorch ui{flag}   # then open http://127.0.0.1:5000/#/experiments/{experiment_id}"
+    page = f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    return f"nasorch ui{flag}   # then open {page}"
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
