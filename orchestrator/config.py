@@ -70,10 +70,16 @@ class ExperimentConfig(_Strict):
     scheduler: Component = Component(name="fifo")
     resources: Resources = Resources()
     max_failures: int = Field(0, ge=0, description="retries of a failing trial, from checkpoint")
+    max_consecutive_failures: int = Field(
+        5, ge=1, description="stop the search when this many trials in a row end in error"
+    )
     constraints: Constraints = Constraints()
     objectives: list[Objective] = Field(default_factory=list)
     dedupe: bool = Field(True, description="reuse the result of an architecture seen before")
-    storage_path: str = f"{RESULTS_DIR}/ray"
+    # A cluster sets NASORCH_STORAGE_PATH to storage all its nodes share (cluster.yaml does).
+    storage_path: str = Field(
+        default_factory=lambda: os.environ.get("NASORCH_STORAGE_PATH") or f"{RESULTS_DIR}/ray"
+    )
     tracking: Tracking = Tracking()
 
     # ---- derived -------------------------------------------------------------------------

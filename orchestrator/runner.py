@@ -80,8 +80,9 @@ def run(
     trainable, trainable_options, max_epochs = resolve_trainable(cfg)
     known_epochs = max_epochs if "epochs" in trainable_options else None
     scheduler = build_scheduler(cfg)
-    tracking = session.open_search(cfg)  # fails fast on an unreachable tracking server
-    _connect(cfg, tracking, address)
+    session.check_reachable(cfg.tracking_uri())  # both checks fail fast, before any record
+    _connect(cfg, address)
+    tracking = session.open_search(cfg)
 
     from ray import tune
 
@@ -109,6 +110,7 @@ def run(
         gate=gate,
         seed=cfg.seed,
         objectives=[o.metric for o in cfg.objectives],
+        max_consecutive_failures=cfg.max_consecutive_failures,
     )
     tracker = MlflowTracker(
         tracking.uri,
@@ -172,8 +174,9 @@ def resume_search(
     parent_run_id = read_state(path).get("parent")
     if not parent_run_id:
         raise UserError(f"{path}: no MLflow parent run recorded; it cannot be resumed")
+    session.check_reachable(cfg.tracking_uri())
+    _connect(cfg, address)
     tracking = session.reopen_search(cfg, parent_run_id)
-    _connect(cfg, tracking, address)
     _pickle_user_module_by_value(cfg.trainable.name)
     if not tune.Tuner.can_restore(path):
         raise UserError(f"{path}: Ray saved no experiment state there yet; start it again")
@@ -195,7 +198,7 @@ def _resources(cfg: ExperimentConfig) -> dict[str, float]:
     return {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
 
 
-def _connect(cfg: ExperimentConfig, tracking: Any, address: str | None) -> None:
+def _connect(cfg: ExperimentConfig, address: str | None) -> None:
     # Ray warns when per-epoch checkpoints trigger many state snapshots; they are cheap here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Snapshot the experiment (trials, searcher, scheduler) at least every 2 s, so a crash
@@ -204,14 +207,15 @@ def _connect(cfg: ExperimentConfig, tracking: Any, address: str | None) -> None:
     # Our own progress line replaces Tune's console output (its new engine ignores verbose=0).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     address = address or os.environ.get("RAY_ADDRESS")  # set by `ray job submit` for its job
-    if address and not tracking.uri.startswith(("http://", "https://")):
+    init_ray(address)
+    uri = cfg.tracking_uri()
+    if address and not uri.startswith(("http://", "https://")):
         # Safe (only this driver writes the store) but a cluster's records belong on its server.
         print(
-            f"nasorch: warning: recording a cluster run into {tracking.uri}; set tracking.uri "
+            f"nasorch: warning: recording a cluster run into {uri}; set tracking.uri "
             "to the head's MLflow server (http://127.0.0.1:5000 on a `ray up` cluster)",
             file=sys.stderr,
         )
-    init_ray(address)
 
 
 def _execute(
@@ -259,6 +263,11 @@ def _execute(
         session.finish_search(tracking, cfg, trials, best, space, extra, files, experiment_path)
         write_done(experiment_path, {"parent": tracking.parent_run_id, "trials": len(trials)})
         summary = extra
+        if searcher.failed_out:
+            raise UserError(
+                f"the search stopped: {searcher.failures_in_a_row} trials in a row failed "
+                f"(max_consecutive_failures); last error: {tracker.last_error or 'unknown'}"
+            )
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -287,6 +296,7 @@ def init_ray(address: str | None) -> None:
     logging.getLogger("ray").setLevel(logging.WARNING)
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address:
+        _check_address(address)
         kwargs["address"] = address
     else:
         # A laptop run starts its own Ray, bound to loopback; no token is needed there. On a
@@ -299,6 +309,24 @@ def init_ray(address: str | None) -> None:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
             f"--address: cannot connect to Ray at {address or 'local'}: {first}"
+        ) from None
+
+
+def _check_address(address: str, timeout: float = 5.0) -> None:
+    """A host:port that nothing listens on fails in seconds, not after Ray's long retries."""
+    import socket
+
+    if address == "auto" or address.startswith("local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address: expected auto, host:port or ray://host:port, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UserError(
+            f"--address: cannot connect to Ray at {address}: {e.strerror or e}"
         ) from None
 
 
@@ -316,7 +344,8 @@ def _pickle_user_module_by_value(trainable_name: str) -> None:
 
 def flat_params(space: Any, config: dict) -> dict[str, Any]:
     params = {f"arch.{k}": v for k, v in space.to_params(config["arch"]).items()}
-    params.update({f"trainable.{k}": v for k, v in config.get("trainable_options", {}).items()})
+    options = session.mask_secrets(config.get("trainable_options", {}))
+    params.update({f"trainable.{k}": v for k, v in options.items()})
     params["seed"] = config.get("seed")
     return params
 

@@ -37,6 +37,7 @@ class StrategySearcher(Searcher):
         seed: int = 0,
         objectives: list[str] | None = None,
         max_skips: int = 1000,
+        max_consecutive_failures: int | None = None,
     ):
         super().__init__(metric=metric, mode=mode)
         self.strategy = strategy
@@ -48,11 +49,21 @@ class StrategySearcher(Searcher):
         self.live: dict[str, dict] = {}  # trial id -> {"arch", "cost"}
         self.next_number = 1
         self.exhausted = False  # True when the gate refused max_skips suggestions in a row
+        self.max_consecutive_failures = max_consecutive_failures
+        self.failures_in_a_row = 0
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # metric and mode come from the experiment config, set in __init__
 
+    @property
+    def failed_out(self) -> bool:
+        """Too many trials in a row ended in error: the search asks for no more."""
+        limit = self.max_consecutive_failures
+        return limit is not None and self.failures_in_a_row >= limit
+
     def suggest(self, trial_id: str) -> dict | None:
+        if self.failed_out:
+            return Searcher.FINISHED
         for _ in range(self.max_skips):
             arch = self.strategy.ask()
             if arch is None:
@@ -81,6 +92,7 @@ class StrategySearcher(Searcher):
         entry = self.live.pop(trial_id, None)
         if entry is None:
             return
+        self.failures_in_a_row = self.failures_in_a_row + 1 if error else 0
         value = None if error or not result else self._value(result, entry["cost"])
         for arch in [entry["arch"], *self.gate.done(entry["arch"], value)]:
             self.strategy.tell(arch, value)
@@ -101,6 +113,7 @@ class StrategySearcher(Searcher):
             "gate": self.gate.state(),
             "live": self.live,
             "next_number": self.next_number,
+            "failures_in_a_row": self.failures_in_a_row,
         }
 
     def set_state(self, state: dict) -> None:
@@ -108,6 +121,7 @@ class StrategySearcher(Searcher):
         self.gate.load_state(state["gate"])
         self.live = state["live"]
         self.next_number = state["next_number"]
+        self.failures_in_a_row = state.get("failures_in_a_row", 0)
 
     def save(self, checkpoint_path: str) -> None:
         write_json_atomic(checkpoint_path, self.get_state())

@@ -80,6 +80,7 @@ class MlflowTracker(Callback):
         self._load_saved_runs()
         self.statuses: dict[str, str] = {}
         self.errors: list[str] = []
+        self.last_error: str | None = None  # the last failed trial's exception, one line
         self._nodes: set[str] = set()
         self._flushes = 0
         self._start()
@@ -240,6 +241,8 @@ class MlflowTracker(Callback):
         if status == "errored" and trial.error_file and os.path.exists(trial.error_file):
             with open(trial.error_file) as f:
                 error = f.read()
+            lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+            self.last_error = lines[-1][:300] if lines else None
         self._queue.put(("end", trial.trial_id, (tags, STATUS_TO_MLFLOW[status], error)))
 
     # ---- driver API ------------------------------------------------------------------------
