@@ -255,10 +255,10 @@ def test_asha_tags_why_it_stopped_a_trial(ray_local, workdir):
     result = orchestrator.run(
         {
             "name": "asha-reasons",
-            "num_samples": 6,
+            "num_samples": 4,
             "seed": 1,
             "search_space": {"name": "mlp", "options": {"max_depth": 2, "widths": [32, 64]}},
-            "trainable": {"name": "torch", "options": {"epochs": 4}},
+            "trainable": {"name": "torch", "options": {"epochs": 3}},
             "searcher": {"name": "random"},
             "scheduler": {"name": "asha", "options": {"grace_period": 1, "reduction_factor": 2}},
         },
