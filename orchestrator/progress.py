@@ -18,10 +18,12 @@ class Progress(Callback):
         mode: str,
         total: int,
         max_epochs: int | None = None,
+        scheduler: Any = None,
         stream: TextIO | None = None,
         every: float = 10.0,
     ):
         self.metric, self.mode, self.total, self.max_epochs = metric, mode, total, max_epochs
+        self.scheduler = scheduler  # knows which trials it stopped
         self._stream = stream
         self.tty = self.stream.isatty()
         self.every = every if not self.tty else 0.5
@@ -48,7 +50,7 @@ class Progress(Callback):
             )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.ended[trial.trial_id] = trial_status(trial, self.max_epochs)
+        self.ended[trial.trial_id] = trial_status(trial, self.max_epochs, self.scheduler)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.ended[trial.trial_id] = "errored"

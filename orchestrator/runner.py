@@ -24,7 +24,7 @@ from orchestrator.components import (
     build_strategy,
     resolve_trainable,
 )
-from orchestrator.config import ExperimentConfig, load_config
+from orchestrator.config import RESULTS_DIR, ExperimentConfig, load_config
 from orchestrator.errors import SearchFinished, UserError
 from orchestrator.frontier import FRONT_CSV, objective_names, write_front
 from orchestrator.jsonio import write_json_atomic
@@ -41,6 +41,7 @@ from orchestrator.resume import (
     write_done,
 )
 from orchestrator.tracking import session
+from orchestrator.tracking.mlflow_tracker import status_of
 
 
 @dataclass
@@ -92,10 +93,17 @@ def run(
 
     _pickle_user_module_by_value(cfg.trainable.name)
     run_name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    experiment_path = os.path.join(cfg.resolved_storage_path(), run_name)
+    storage = cfg.resolved_storage_path()
+    # nasorch's own files sit next to Ray's experiment folder; when that is in cloud storage
+    # (s3://...), they stay on the driver's disk and remember where Ray's folder is.
+    local_root = storage if "://" not in storage else str(Path(RESULTS_DIR, "ray").resolve())
+    experiment_path = os.path.join(local_root, run_name)
     os.makedirs(experiment_path, exist_ok=True)
     Path(experiment_path, CONFIG_FILE).write_text(cfg.to_yaml())
-    write_json_atomic(Path(experiment_path, STATE_FILE), {"parent": tracking.parent_run_id})
+    ray_path = f"{storage.rstrip('/')}/{run_name}"
+    write_json_atomic(
+        Path(experiment_path, STATE_FILE), {"parent": tracking.parent_run_id, "ray_path": ray_path}
+    )
 
     base_config = {
         "search_space": cfg.search_space.model_dump(),
@@ -125,7 +133,7 @@ def run(
     )
     callbacks: list[Any] = [tracker, SchedulerState(scheduler)]
     if progress:
-        callbacks.append(Progress(cfg.metric, cfg.mode, cfg.num_samples, known_epochs))
+        callbacks.append(Progress(cfg.metric, cfg.mode, cfg.num_samples, known_epochs, scheduler))
 
     tuner = tune.Tuner(
         tune.with_resources(trainable, _resources(cfg)),
@@ -171,17 +179,19 @@ def resume_search(
         raise SearchFinished(f"{path} already finished ({done.get('trials', '?')} trials)")
     cfg = load_config(Path(path, CONFIG_FILE))
     trainable, _, _ = resolve_trainable(cfg)
-    parent_run_id = read_state(path).get("parent")
+    state = read_state(path)
+    parent_run_id = state.get("parent")
     if not parent_run_id:
         raise UserError(f"{path}: no MLflow parent run recorded; it cannot be resumed")
     session.check_reachable(cfg.tracking_uri())
     _connect(cfg, address)
     tracking = session.reopen_search(cfg, parent_run_id)
     _pickle_user_module_by_value(cfg.trainable.name)
-    if not tune.Tuner.can_restore(path):
-        raise UserError(f"{path}: Ray saved no experiment state there yet; start it again")
+    ray_path = state.get("ray_path", path)
+    if not tune.Tuner.can_restore(ray_path):
+        raise UserError(f"{ray_path}: Ray saved no experiment state there yet; start it again")
     tuner = tune.Tuner.restore(
-        path,
+        ray_path,
         trainable=tune.with_resources(trainable, _resources(cfg)),
         resume_unfinished=True,
         resume_errored=False,
@@ -206,6 +216,8 @@ def _connect(cfg: ExperimentConfig, address: str | None) -> None:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     # Our own progress line replaces Tune's console output (its new engine ignores verbose=0).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # MLflow prints "View run ... at: URL" for every run it ends on a server; we print our own.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     address = address or os.environ.get("RAY_ADDRESS")  # set by `ray job submit` for its job
     init_ray(address)
     uri = cfg.tracking_uri()
@@ -236,7 +248,8 @@ def _execute(
         tracker.flush()
         trials = trials_frame(grid, tracker, space, cfg.metric)
         best = best_trial(trials, cfg.metric, cfg.mode)
-        unfinished = len(grid) - len(tracker.statuses)
+        # `done` marks every trial that ended, stopped or not; errors carry their own flag.
+        unfinished = sum(1 for r in grid if not r.error and not (r.metrics or {}).get("done"))
         if unfinished > 0:  # Ray stopped early (Ctrl+C): keep everything resumable
             print(
                 f"nasorch: interrupted with {unfinished} trials unfinished; continue with "
@@ -358,7 +371,10 @@ def trials_frame(grid: Any, tracker: Any, space: Any, metric: str) -> pd.DataFra
         trial_id = m.get("trial_id") or os.path.basename(result.path or "")
         arch = config.get("arch", {})
         cost = config.get("cost") or {}
-        status = tracker.statuses.get(trial_id) or ("errored" if result.error else "completed")
+        # Through Ray Client the tracker runs on the cluster: derive what it would have said.
+        status = tracker.statuses.get(trial_id) or status_of(
+            bool(result.error), m, tracker.max_epochs
+        )
         rows.append(
             {
                 "trial": f"t{config.get('trial_number', 0):03d}",
@@ -373,12 +389,20 @@ def trials_frame(grid: Any, tracker: Any, space: Any, metric: str) -> pd.DataFra
                 "arch_json": json.dumps(arch, sort_keys=True),
                 "node": m.get("hostname", ""),
                 "run_id": tracker.run_ids.get(trial_id, ""),
-                "checkpoint": result.checkpoint.path if result.checkpoint else "",
+                "checkpoint": checkpoint_uri(result.checkpoint),
                 **{f"arch.{k}": v for k, v in (space.to_params(arch) if arch else {}).items()},
             }
         )
     frame = pd.DataFrame(rows)
     return frame.sort_values("trial").reset_index(drop=True) if len(frame) else frame
+
+
+def checkpoint_uri(checkpoint: Any) -> str:
+    """A checkpoint's location that Ray's Checkpoint() reopens, in cloud storage too."""
+    if checkpoint is None:
+        return ""
+    kind = getattr(checkpoint.filesystem, "type_name", "local")
+    return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path}"
 
 
 def best_trial(trials: pd.DataFrame, metric: str, mode: str) -> dict[str, Any] | None:

@@ -19,9 +19,11 @@ def log_best_model(tracking: Any, cfg: Any, space: Any, best: dict) -> None:
     data = datasets.load(opts.dataset, getattr(space, "input_layout", "flat"), opts.val_fraction)
     arch = space.validate(json.loads(best["arch_json"]))
     model = space.build_model(arch, data.input_shape, data.num_classes)
-    state = torch.load(
-        os.path.join(best["checkpoint"], "state.pt"), map_location="cpu", weights_only=True
-    )
+    from ray.tune import Checkpoint
+
+    with Checkpoint(best["checkpoint"]).as_directory() as folder:  # local, or fetched from s3://
+        path = os.path.join(folder, "state.pt")
+        state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     model.eval()
     example = data.x_val[:4]

@@ -30,15 +30,23 @@ TUNE_KEYS = {
 STATUS_TO_MLFLOW = {"completed": "FINISHED", "stopped_early": "FINISHED", "errored": "FAILED"}
 
 
-def trial_status(trial: Any, max_epochs: int | None = None) -> str:
-    """completed / stopped_early / errored. A trial stopped by the scheduler reports fewer epochs
-    than the trainable's budget; without a known budget, Ray's `done` flag tells."""
-    if trial.status == "ERROR":
+def status_of(
+    errored: bool, last: dict, max_epochs: int | None = None, stopped: bool = False
+) -> str:
+    """completed / stopped_early / errored. Ray sets `done` on scheduler stops too, so a stop is
+    known from the scheduler (`stopped`) or from fewer epochs than the trainable's budget."""
+    if errored:
         return "errored"
-    last = trial.last_result or {}
-    if max_epochs is not None:
-        return "completed" if last.get("training_iteration", 0) >= max_epochs else "stopped_early"
-    return "completed" if last.get("done") else "stopped_early"
+    if stopped:
+        return "stopped_early"
+    if max_epochs is not None and last.get("training_iteration", 0) < max_epochs:
+        return "stopped_early"
+    return "completed"
+
+
+def trial_status(trial: Any, max_epochs: int | None = None, scheduler: Any = None) -> str:
+    stopped = trial.trial_id in (getattr(scheduler, "stop_reasons", None) or {})
+    return status_of(trial.status == "ERROR", trial.last_result or {}, max_epochs, stopped)
 
 
 def reported_metrics(result: dict) -> dict[str, float]:
@@ -222,7 +230,7 @@ class MlflowTracker(Callback):
         self._queue.put(("metrics", trial.trial_id, (metrics, step, int(time.time() * 1000))))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._end(trial, trial_status(trial, self.max_epochs))
+        self._end(trial, trial_status(trial, self.max_epochs, self.scheduler))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._end(trial, "errored")
