@@ -42,3 +42,35 @@ def _meet_the_other_node(node_id: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while len(list(folder.iterdir())) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
+
+
+def lasting(config: dict) -> None:
+    """Eight epochs of 0.5 s, checkpointed each epoch, for the node-loss test: a trial whose node
+    dies continues elsewhere from its last checkpoint. A marker file says where each trial
+    started, so the test knows when the second node is busy."""
+    import json
+    import tempfile
+
+    node_id = ray.get_runtime_context().get_node_id()
+    resources = next(n["Resources"] for n in ray.nodes() if n["NodeID"] == node_id)
+    on_worker = float(WORKER_RESOURCE in resources)
+    root = os.environ.get(RENDEZVOUS_ENV)
+    if root:
+        folder = Path(root, "started")
+        folder.mkdir(parents=True, exist_ok=True)
+        (
+            folder / f"{'worker' if on_worker else 'head'}-{tune.get_context().get_trial_id()}"
+        ).touch()
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d, open(os.path.join(d, "epoch.json")) as f:
+            start = json.load(f)["epoch"]
+    score = sum(len(str(v)) for v in config["arch"].values()) / 10.0
+    for epoch in range(start + 1, 9):
+        time.sleep(0.5)
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "epoch.json"), "w") as f:
+                json.dump({"epoch": epoch}, f)
+            metrics = {"score": score * epoch, "on_worker": on_worker, "node_id": node_id}
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
