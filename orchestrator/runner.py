@@ -146,6 +146,7 @@ def run(
             num_samples=cfg.num_samples,
             max_concurrent_trials=cfg.max_concurrent_trials,
             reuse_actors=True,
+            trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=run_name,
@@ -395,6 +396,11 @@ def trials_frame(grid: Any, tracker: Any, space: Any, metric: str) -> pd.DataFra
         )
     frame = pd.DataFrame(rows)
     return frame.sort_values("trial").reset_index(drop=True) if len(frame) else frame
+
+
+def trial_dirname(trial: Any) -> str:
+    """t007_1a2b3c4d rather than Ray's folder named after the whole config."""
+    return f"t{trial.config.get('trial_number', 0):03d}_{trial.trial_id}"
 
 
 def checkpoint_uri(checkpoint: Any) -> str:
