@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--schedulers", default=",".join(SCHEDULERS))
-    # ASHA's defaults were chosen on this problem; see README "Early stopping" for the others.
+    # ASHA at reduction factor 5 kept the best trials most often in a replay of FIFO's curves;
+    # on real runs it still stops the slow starters that win (README "Early stopping").
     parser.add_argument("--grace-period", type=int, default=1, help="ASHA's")
     parser.add_argument("--reduction-factor", type=float, default=5, help="ASHA's")
     parser.add_argument("--hyperband-reduction-factor", type=float, default=3)
