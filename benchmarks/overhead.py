@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -57,11 +58,13 @@ def bare_ray_tune(trials: int, concurrency: int, root: str, callbacks=()) -> flo
     return time.perf_counter() - start
 
 
-def nasorch_run(trials: int, concurrency: int, root: str) -> float:
+def nasorch_run(
+    trials: int, concurrency: int, root: str, name: str = "overhead", check: bool = True
+) -> float:
     import orchestrator
 
     cfg = {
-        "name": "overhead",
+        "name": name,
         "metric": "score",
         "num_samples": trials,
         "max_concurrent_trials": concurrency,
@@ -78,6 +81,8 @@ def nasorch_run(trials: int, concurrency: int, root: str) -> float:
     start = time.perf_counter()
     result = orchestrator.run(cfg, progress=False)
     elapsed = time.perf_counter() - start
+    if not check:
+        return elapsed
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(result.tracking_uri)
@@ -104,6 +109,10 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--with-ray-mlflow", action="store_true")
+    parser.add_argument(
+        "--repeats", type=int, default=5,
+        help="alternate the two this many times and compare medians (this machine is noisy)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # both sides print nothing while timed
@@ -112,12 +121,21 @@ def main() -> int:
     from orchestrator.runner import init_ray
 
     init_ray(None)
-    results = {}
+    times: dict[str, list[float]] = {"bare Ray Tune": [], "nasorch + MLflow": []}
     with tempfile.TemporaryDirectory() as root:
-        # Warm-up: the first trials pay for worker start-up and imports; neither side should.
+        # Warm-up: the first trials pay for worker start-up and imports, and the first search
+        # creates the MLflow store (a user's store exists after their first search); neither
+        # side should pay that in the timed rounds.
         bare_ray_tune(4, args.concurrency, f"{root}/warm")
-        results["bare Ray Tune"] = bare_ray_tune(args.trials, args.concurrency, f"{root}/bare")
-        results["nasorch + MLflow"] = nasorch_run(args.trials, args.concurrency, f"{root}/nasorch")
+        nasorch_run(4, args.concurrency, f"{root}/nasorch", check=False)
+        for i in range(args.repeats):
+            bare = bare_ray_tune(args.trials, args.concurrency, f"{root}/bare{i}")
+            times["bare Ray Tune"].append(bare)
+            times["nasorch + MLflow"].append(
+                nasorch_run(args.trials, args.concurrency, f"{root}/nasorch", name=f"round{i}")
+            )
+            print(f"round {i + 1}: bare {bare:.2f}s, nasorch {times['nasorch + MLflow'][-1]:.2f}s")
+        results = {name: statistics.median(ts) for name, ts in times.items()}
         if args.with_ray_mlflow:
             results["Ray MLflowLoggerCallback"] = ray_mlflow_callback(
                 args.trials, args.concurrency, f"{root}/raymlflow"
@@ -126,7 +144,10 @@ def main() -> int:
 
     reports = args.trials * REPORTS
     base = results["bare Ray Tune"]
-    print(f"\n{args.trials} trials x {REPORTS} reports, concurrency {args.concurrency}")
+    print(
+        f"\n{args.trials} trials x {REPORTS} reports, concurrency {args.concurrency}, "
+        f"median of {args.repeats} alternating rounds"
+    )
     print(f"{'':28s} {'seconds':>8s} {'reports/s':>10s} {'ratio':>6s}")
     for name, secs in results.items():
         print(f"{name:28s} {secs:8.2f} {reports / secs:10.1f} {base / secs:6.2f}x")

@@ -5,12 +5,14 @@ This is the one place where Ray, the searchers, the trainables and MLflow meet.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,10 +84,13 @@ def run(
     known_epochs = max_epochs if "epochs" in trainable_options else None
     scheduler = build_scheduler(cfg)
     session.check_reachable(cfg.tracking_uri())  # both checks fail fast, before any record
-    _connect(cfg, address)
-    tracking = session.open_search(cfg)
+    with ThreadPoolExecutor(1) as pool:  # MLflow's import and store set-up overlap Ray's start
+        store = pool.submit(_warm_up, cfg)
+        _connect(cfg, address)
+        tracking = session.open_search(cfg, store.result())
 
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
 
     from orchestrator.progress import Progress
     from orchestrator.searchers.tune_adapter import StrategySearcher
@@ -131,7 +136,9 @@ def run(
         max_epochs=known_epochs,
         scheduler=scheduler,  # stop reasons and PBT lineage, tagged on the trials' runs
     )
-    callbacks: list[Any] = [tracker, SchedulerState(scheduler)]
+    # Ray's JSON log (result.json) stays: resume recovers from it. Its CSV and TensorBoard
+    # loggers are left out (MLflow has it all); they cost a thread and a file per trial.
+    callbacks: list[Any] = [tracker, SchedulerState(scheduler), JsonLoggerCallback()]
     if progress:
         callbacks.append(Progress(cfg.metric, cfg.mode, cfg.num_samples, known_epochs, scheduler))
 
@@ -205,6 +212,27 @@ def resume_search(
     return _execute(cfg, tuner, tracking, path, searcher, tracker)
 
 
+@contextlib.contextmanager
+def _env(**values: str):
+    """Environment variables set for the duration of the block only."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _warm_up(cfg: ExperimentConfig) -> tuple[Any, str]:
+    import orchestrator.tracking.plots  # noqa: F401  (matplotlib: needed at the end anyway)
+
+    return session.connect_store(cfg)
+
+
 def _resources(cfg: ExperimentConfig) -> dict[str, float]:
     return {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
 
@@ -244,7 +272,8 @@ def _execute(
     status = "FAILED"
     summary: dict[str, float] = {}
     try:
-        grid = tuner.fit()
+        with _env(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1"):
+            grid = tuner.fit()
         tracker.close_lost_runs({result_trial_id(r) for r in grid})
         tracker.flush()
         trials = trials_frame(grid, tracker, space, cfg.metric)

@@ -9,10 +9,12 @@ search continues the same runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
 import queue
+import sys
 import time
 from typing import Any
 
@@ -28,6 +30,24 @@ TUNE_KEYS = {
     "iterations_since_restore", "experiment_tag", "config", "should_checkpoint", "epoch",
 }  # fmt: skip
 STATUS_TO_MLFLOW = {"completed": "FINISHED", "stopped_early": "FINISHED", "errored": "FAILED"}
+
+
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Spawned processes re-import the parent's __main__; a user's script that calls
+    orchestrator.run() without an `if __name__ == "__main__"` guard would then run its search
+    again inside the writer. The writer needs nothing from __main__, so hide it while starting."""
+    main = sys.modules.get("__main__")
+    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if hasattr(main, k)}
+    try:
+        if "__file__" in saved:
+            del main.__file__
+        if "__spec__" in saved:
+            main.__spec__ = None  # spawn reads it; None means "nothing to import"
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
 
 
 def status_of(
@@ -104,7 +124,8 @@ class MlflowTracker(Callback):
             name="nasorch-mlflow-writer",
             daemon=True,
         )  # fmt: skip
-        self._proc.start()
+        with _main_module_hidden():
+            self._proc.start()
 
     # Ray pickles callbacks with the experiment state; the writer is restarted, not pickled.
     def __getstate__(self) -> dict:
@@ -257,7 +278,10 @@ class MlflowTracker(Callback):
     def flush(self, timeout: float = 300.0) -> None:
         """Block until everything queued so far is written; learn the runs' ids."""
         if not self._proc.is_alive():
-            return
+            raise RuntimeError(
+                f"the MLflow writer process died (exit code {self._proc.exitcode}); results are "
+                f"kept in Ray's folder and written to MLflow by `nasorch resume`"
+            )
         self._flushes += 1
         self._queue.put(("flush", None, self._flushes))
         deadline = time.monotonic() + timeout

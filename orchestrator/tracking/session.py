@@ -78,7 +78,9 @@ def get_experiment(client: Any, name: str, uri: str) -> str:
     return exp.experiment_id
 
 
-def open_search(cfg: ExperimentConfig) -> Tracking:
+def connect_store(cfg: ExperimentConfig) -> tuple[Any, str]:
+    """(MlflowClient, experiment id). The slow part of starting a search's records (importing
+    MLflow, creating or migrating the store), so the runner does it while Ray starts."""
     from mlflow.tracking import MlflowClient
 
     for name in ("mlflow", "alembic"):  # mlflow sets its own levels when first imported
@@ -88,10 +90,16 @@ def open_search(cfg: ExperimentConfig) -> Tracking:
     _local_artifact_root(uri)
     client = MlflowClient(tracking_uri=uri)
     try:
-        experiment_id = get_experiment(client, cfg.experiment_name(), uri)
+        return client, get_experiment(client, cfg.experiment_name(), uri)
     except Exception as e:  # a broken store URI: say which, not a traceback
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise UserError(f"tracking.uri: cannot use MLflow store {uri}: {first}") from None
+
+
+def open_search(cfg: ExperimentConfig, store: tuple[Any, str] | None = None) -> Tracking:
+    """The search's parent run, with its config; `store` from connect_store if already done."""
+    client, experiment_id = store or connect_store(cfg)
+    uri = cfg.tracking_uri()
     started = time.strftime("%Y-%m-%d %H:%M")
     run = client.create_run(
         experiment_id,

@@ -6,7 +6,13 @@ from typing import Any
 import torch
 from torch import nn
 
-ACTIVATION_MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU, "elu": nn.ELU}
+ACTIVATION_MODULES = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+}
 
 
 def build_mlp(arch: dict[str, Any], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
