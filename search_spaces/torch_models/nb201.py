@@ -7,6 +7,8 @@ The original uses C=16, N=5 on 32x32 CIFAR images; the defaults of NB201Space (C
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor, nn
 
 from search_spaces.nb201 import EDGES, _input_dims
@@ -70,26 +72,36 @@ class ResidualReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
+def skeleton(
+    input_shape: tuple[int, ...], num_classes: int, C: int, N: int, cell: Callable[[int], nn.Module]
+) -> tuple[nn.Module, list[nn.Module], nn.Module, nn.Module]:
+    """The NB201 macro network around its cells: stem, 3 stages of N cells joined by residual
+    reductions, head and classifier. Shared by the standalone network and the supernet, so that
+    inherited weights mean the same network."""
+    stem = nn.Sequential(
+        nn.Conv2d(_input_dims(input_shape)[0], C, 3, padding=1, bias=False), nn.BatchNorm2d(C)
+    )
+    layers: list[nn.Module] = []
+    c = C
+    for stage in range(3):
+        if stage:
+            layers.append(ResidualReduction(c, 2 * c))
+            c *= 2
+        layers += [cell(c) for _ in range(N)]
+    head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return stem, layers, head, nn.Linear(c, num_classes)
+
+
 class NB201Network(nn.Module):
     def __init__(
         self, edges: list[str], input_shape: tuple[int, ...], num_classes: int, C: int, N: int
     ):
         super().__init__()
-        c_in = _input_dims(input_shape)[0]
         self.input_shape = tuple(input_shape)
-        self.stem = nn.Sequential(nn.Conv2d(c_in, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
-        layers: list[nn.Module] = []
-        c = C
-        for stage in range(3):
-            if stage:
-                layers.append(ResidualReduction(c, 2 * c))
-                c *= 2
-            layers += [Cell(edges, c) for _ in range(N)]
-        self.cells = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        self.stem, layers, self.head, self.classifier = skeleton(
+            input_shape, num_classes, C, N, lambda c: Cell(edges, c)
         )
-        self.classifier = nn.Linear(c, num_classes)
+        self.cells = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 3:  # (batch, H, W) single-channel images

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from search_spaces.nb201 import EDGES, OPS, _input_dims
-from search_spaces.torch_models.nb201 import NB201Network, ResidualReduction, make_op
+from search_spaces.nb201 import EDGES, OPS
+from search_spaces.torch_models.nb201 import NB201Network, make_op, skeleton
 
 
 class MixedEdge(nn.Module):
@@ -53,21 +53,11 @@ class SuperCell(nn.Module):
 class NB201Supernet(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, C: int = 8, N: int = 1):
         super().__init__()
-        c_in = _input_dims(input_shape)[0]
         self.input_shape, self.num_classes, self.C, self.N = tuple(input_shape), num_classes, C, N
-        self.stem = nn.Sequential(nn.Conv2d(c_in, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
-        layers: list[nn.Module] = []
-        c = C
-        for stage in range(3):
-            if stage:
-                layers.append(ResidualReduction(c, 2 * c))
-                c *= 2
-            layers += [SuperCell(c) for _ in range(N)]
-        self.cells = nn.ModuleList(layers)  # same indices as NB201Network.cells
-        self.head = nn.Sequential(
-            nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        self.stem, layers, self.head, self.classifier = skeleton(
+            input_shape, num_classes, C, N, SuperCell
         )
-        self.classifier = nn.Linear(c, num_classes)
+        self.cells = nn.ModuleList(layers)  # same indices as NB201Network.cells
 
     def forward(self, x: Tensor, edges: list[str]) -> Tensor:
         if x.dim() == 3:  # (batch, H, W) single-channel images
