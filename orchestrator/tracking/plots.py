@@ -188,23 +188,14 @@ def log_search_plots(
     `out_dir` (a fresh temporary folder when None) and log them on the parent run under
     `plots/`. Returns the files written. Never raises: a plot is not worth a failed search."""
     try:
-        return _log_search_plots(
-            client, parent_run_id, experiment_id, trials, metric, mode, out_dir
-        )
+        return _draw_and_log(client, parent_run_id, experiment_id, trials, metric, mode, out_dir)
     except Exception as e:
         log.warning("nasorch: could not draw the search's plots: %s: %s", type(e).__name__, e)
         return []
 
 
-def _log_search_plots(
-    client: Any,
-    parent_run_id: str,
-    experiment_id: str,
-    trials: pd.DataFrame,
-    metric: str,
-    mode: str,
-    out_dir: str | os.PathLike | None,
-) -> list[str]:
+def _draw_and_log(client, parent_run_id, experiment_id, trials, metric, mode, out_dir):
+    """The body of log_search_plots, which adds the never-raise guarantee."""
     import tempfile
 
     out = str(out_dir) if out_dir else tempfile.mkdtemp(prefix="nasorch-plots-")
