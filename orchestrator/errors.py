@@ -7,3 +7,11 @@ class UserError(Exception):
 
 class SearchFinished(Exception):
     """Resume was asked for a search that has already finished: not an error (exit 0)."""
+
+
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """An exception's message as one line (its type's name when it has none), for UserErrors
+    that wrap a library's multi-line error."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line[:limit] if limit else line

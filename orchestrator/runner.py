@@ -27,7 +27,7 @@ from orchestrator.components import (
     resolve_trainable,
 )
 from orchestrator.config import RESULTS_DIR, ExperimentConfig, load_config
-from orchestrator.errors import SearchFinished, UserError
+from orchestrator.errors import SearchFinished, UserError, first_line
 from orchestrator.frontier import FRONT_CSV, objective_names, write_front
 from orchestrator.jsonio import write_json_atomic
 from orchestrator.report import leaderboard, to_markdown
@@ -348,9 +348,8 @@ def init_ray(address: str | None) -> None:
     try:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
-            f"--address: cannot connect to Ray at {address or 'local'}: {first}"
+            f"--address: cannot connect to Ray at {address or 'local'}: {first_line(e)}"
         ) from None
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from orchestrator.config import ExperimentConfig, default_tracking_uri
-from orchestrator.errors import UserError
+from orchestrator.errors import UserError, first_line
 from orchestrator.report import leaderboard, to_markdown
 
 # Without this tag MLflow 3 opens an experiment on its GenAI overview, not on the runs.
@@ -78,22 +78,28 @@ def get_experiment(client: Any, name: str, uri: str) -> str:
     return exp.experiment_id
 
 
-def connect_store(cfg: ExperimentConfig) -> tuple[Any, str]:
-    """(MlflowClient, experiment id). The slow part of starting a search's records (importing
-    MLflow, creating or migrating the store), so the runner does it while Ray starts."""
+def _client(uri: str) -> Any:
+    """An MlflowClient on a store that answers (a server is checked first, in seconds)."""
     from mlflow.tracking import MlflowClient
 
     for name in ("mlflow", "alembic"):  # mlflow sets its own levels when first imported
         logging.getLogger(name).setLevel(logging.WARNING)
-    uri = cfg.tracking_uri()
     check_reachable(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def connect_store(cfg: ExperimentConfig) -> tuple[Any, str]:
+    """(MlflowClient, experiment id). The slow part of starting a search's records (importing
+    MLflow, creating or migrating the store), so the runner does it while Ray starts."""
+    uri = cfg.tracking_uri()
     _local_artifact_root(uri)
-    client = MlflowClient(tracking_uri=uri)
+    client = _client(uri)
     try:
         return client, get_experiment(client, cfg.experiment_name(), uri)
     except Exception as e:  # a broken store URI: say which, not a traceback
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise UserError(f"tracking.uri: cannot use MLflow store {uri}: {first}") from None
+        raise UserError(
+            f"tracking.uri: cannot use MLflow store {uri}: {first_line(e, 200)}"
+        ) from None
 
 
 def open_search(cfg: ExperimentConfig, store: tuple[Any, str] | None = None) -> Tracking:
@@ -125,19 +131,13 @@ def open_search(cfg: ExperimentConfig, store: tuple[Any, str] | None = None) -> 
 
 def reopen_search(cfg: ExperimentConfig, parent_run_id: str) -> Tracking:
     """The parent run of a search being resumed, marked running again."""
-    from mlflow.tracking import MlflowClient
-
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     uri = cfg.tracking_uri()
-    check_reachable(uri)
-    client = MlflowClient(tracking_uri=uri)
+    client = _client(uri)
     try:
         run = client.get_run(parent_run_id)
     except Exception as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise UserError(
-            f"tracking.uri: parent run {parent_run_id} not found in {uri}: {first}"
+            f"tracking.uri: parent run {parent_run_id} not found in {uri}: {first_line(e, 200)}"
         ) from None
     client.update_run(parent_run_id, status="RUNNING")
     client.set_tag(parent_run_id, "nasorch.resumed", time.strftime("%Y-%m-%d %H:%M:%S"))
