@@ -43,6 +43,7 @@ from orchestrator.resume import (
     write_done,
 )
 from orchestrator.tracking import session
+from orchestrator.tracking import writer as writers
 from orchestrator.tracking.mlflow_tracker import status_of
 
 
@@ -84,6 +85,7 @@ def run(
     known_epochs = max_epochs if "epochs" in trainable_options else None
     scheduler = build_scheduler(cfg)
     session.check_reachable(cfg.tracking_uri())  # both checks fail fast, before any record
+    writers.prestart()  # the MLflow writer imports MLflow while Ray starts
     with ThreadPoolExecutor(1) as pool:  # MLflow's import and store set-up overlap Ray's start
         store = pool.submit(_warm_up, cfg)
         _connect(cfg, address)
@@ -192,6 +194,7 @@ def resume_search(
     if not parent_run_id:
         raise UserError(f"{path}: no MLflow parent run recorded; it cannot be resumed")
     session.check_reachable(cfg.tracking_uri())
+    writers.prestart()
     _connect(cfg, address)
     tracking = session.reopen_search(cfg, parent_run_id)
     _pickle_user_module_by_value(cfg.trainable.name)

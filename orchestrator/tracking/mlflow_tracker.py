@@ -9,19 +9,16 @@ search continues the same runs.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import multiprocessing as mp
 import os
 import queue
-import sys
 import time
 from typing import Any
 
 from ray.tune import Callback
 
+from orchestrator.tracking import writer as writers
 from orchestrator.tracking.recovery import unrecorded_results
-from orchestrator.tracking.writer import writer_main
 
 # Keys Ray Tune adds to every result; they are bookkeeping, not the trial's metrics.
 TUNE_KEYS = {
@@ -30,24 +27,6 @@ TUNE_KEYS = {
     "iterations_since_restore", "experiment_tag", "config", "should_checkpoint", "epoch",
 }  # fmt: skip
 STATUS_TO_MLFLOW = {"completed": "FINISHED", "stopped_early": "FINISHED", "errored": "FAILED"}
-
-
-@contextlib.contextmanager
-def _main_module_hidden():
-    """Spawned processes re-import the parent's __main__; a user's script that calls
-    orchestrator.run() without an `if __name__ == "__main__"` guard would then run its search
-    again inside the writer. The writer needs nothing from __main__, so hide it while starting."""
-    main = sys.modules.get("__main__")
-    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if hasattr(main, k)}
-    try:
-        if "__file__" in saved:
-            del main.__file__
-        if "__spec__" in saved:
-            main.__spec__ = None  # spawn reads it; None means "nothing to import"
-        yield
-    finally:
-        for k, v in saved.items():
-            setattr(main, k, v)
 
 
 def status_of(
@@ -114,22 +93,19 @@ class MlflowTracker(Callback):
         self._start()
 
     def _start(self) -> None:
-        ctx = mp.get_context("spawn")  # never fork a process that runs Ray's threads
-        self._queue = ctx.Queue()
-        self._acks = ctx.Queue()
-        self._proc = ctx.Process(
-            target=writer_main,
-            args=(self._queue, self._acks, self.tracking_uri, self.experiment_id,
-                  self.parent_run_id, self.state_path, dict(self.run_ids), os.getpid()),
-            name="nasorch-mlflow-writer",
-            daemon=True,
+        self._writer = writers.acquire()
+        self._writer.open(
+            self.tracking_uri, self.experiment_id, self.parent_run_id, self.state_path,
+            dict(self.run_ids),
         )  # fmt: skip
-        with _main_module_hidden():
-            self._proc.start()
+        self._queue, self._acks, self._proc = (
+            self._writer.events, self._writer.acks, self._writer.process,
+        )  # fmt: skip
 
     # Ray pickles callbacks with the experiment state; the writer is restarted, not pickled.
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_queue", "_acks", "_proc")}
+        skip = ("_queue", "_acks", "_proc", "_writer")
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -296,6 +272,8 @@ class MlflowTracker(Callback):
                 return
 
     def close(self) -> None:
-        self.flush()
-        self._queue.put(("stop", None, None))
-        self._proc.join(timeout=30)
+        """Everything is written; the writer goes back to serve this process's next search."""
+        try:
+            self.flush()
+        finally:
+            writers.release(self._writer)

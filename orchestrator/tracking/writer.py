@@ -1,33 +1,41 @@
-"""The MLflow writer process: turns the tracker's events into grouped MLflow calls.
+"""The MLflow writer process: turns the trackers' events into grouped MLflow writes.
 
-It imports neither Ray nor torch, so it starts fast, and it watches its parent: when the driver
-dies (even by SIGKILL) it writes what it has and exits instead of lingering.
+It imports neither Ray nor torch, and it watches its parent: when the driver dies (even by
+SIGKILL) it writes what it has and exits instead of lingering. One writer serves the searches of
+a driver process one after the other (`acquire` / `release`): importing MLflow costs a second of
+CPU, which `prestart` moves to where the driver waits anyway (Ray's start) and which a second
+search in the same process (a notebook, a benchmark) does not pay again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing as mp
 import os
 import queue
+import sys
+import threading
 import time
 from typing import Any
 
 from orchestrator.jsonio import write_json_atomic
 
-MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch
 BATCH_SECONDS = 1.0  # how long events are gathered into one round of writes
+CONTROL = ("open", "flush", "close", "stop")  # events about the writer, not about a trial
 
 
-def writer_main(events, acks, uri, experiment_id, parent_run_id, state_path, run_ids, driver):
+def writer_main(events, acks, driver):
     """Entry point of the writer process."""
     import logging
 
     # The scheduling loop and the trials come first: the writer catches up between them, and a
     # longer batching window means fewer store transactions for the same points.
     os.nice(10)
-
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    writer = _Writer(uri, experiment_id, parent_run_id, state_path, run_ids)
+    from mlflow.tracking import MlflowClient  # noqa: F401  (the slow import, done while idle)
+
+    writer: _Writer | None = None
     while True:
         try:
             batch = [events.get(timeout=1.0)]
@@ -36,24 +44,122 @@ def writer_main(events, acks, uri, experiment_id, parent_run_id, state_path, run
                 return
             continue
         deadline = time.monotonic() + BATCH_SECONDS
-        while batch[-1][0] not in ("flush", "stop"):
+        while batch[-1][0] not in ("flush", "close", "stop"):
             try:
                 batch.append(events.get(timeout=max(0.0, deadline - time.monotonic())))
             except queue.Empty:
                 break
-        writer.write(batch)
-        for kind, _, token in batch:
-            if kind == "flush":
-                acks.put((token, dict(writer.run_ids), writer.errors[-5:]))
+        chunk: list = []
+        for event in batch + [("stop", None, None)]:
+            kind, _, payload = event
+            if kind not in CONTROL:
+                chunk.append(event)
+                continue
+            if writer is not None and chunk:
+                writer.write(chunk)
+            chunk = []
+            if kind == "open":
+                environment, args = payload
+                _adopt(environment)
+                writer = _Writer(*args)
+            elif kind == "flush" and writer is not None:
+                acks.put((payload, dict(writer.run_ids), writer.errors[-5:]))
+            elif kind == "close":  # the search was flushed before: nothing is waiting
+                writer = None
         if batch[-1][0] == "stop":
             return
+
+
+def _adopt(environment: dict[str, Any]) -> None:
+    """The search's MLflow settings (credentials, TLS options) and working folder, which may
+    have changed in the driver since this process started."""
+    env = environment["env"]
+    for key in [k for k in os.environ if k.startswith("MLFLOW_") and k not in env]:
+        del os.environ[key]
+    os.environ.update(env)
+    os.chdir(environment["cwd"])
+
+
+class WriterProcess:
+    """The driver's handle on one writer process."""
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")  # never fork a process that runs Ray's threads
+        self.events = ctx.Queue()
+        self.acks = ctx.Queue()
+        self.process = ctx.Process(
+            target=writer_main,
+            args=(self.events, self.acks, os.getpid()),
+            name="nasorch-mlflow-writer",
+            daemon=True,
+        )
+        with _main_module_hidden():
+            self.process.start()
+
+    def open(self, uri, experiment_id, parent_run_id, state_path, run_ids) -> None:
+        env = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+        args = (uri, experiment_id, parent_run_id, state_path, run_ids)
+        self.events.put(("open", None, ({"env": env, "cwd": os.getcwd()}, args)))
+
+    def is_alive(self) -> bool:
+        return self.process.is_alive()
+
+
+_idle: list[WriterProcess] = []
+_lock = threading.Lock()
+
+
+def prestart() -> None:
+    """Start a writer now, so that its MLflow import overlaps the driver's own set-up."""
+    with _lock:
+        if not any(w.is_alive() for w in _idle):
+            _idle.append(WriterProcess())
+
+
+def acquire() -> WriterProcess:
+    """An idle writer of this process, or a new one (searches running side by side get one
+    each)."""
+    with _lock:
+        while _idle:
+            writer = _idle.pop()
+            if writer.is_alive():
+                return writer
+    return WriterProcess()
+
+
+def release(writer: WriterProcess) -> None:
+    writer.events.put(("close", None, None))
+    with _lock:
+        if writer.is_alive():
+            _idle.append(writer)
+
+
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Spawned processes re-import the parent's __main__; a user's script that calls
+    orchestrator.run() without an `if __name__ == "__main__"` guard would then run its search
+    again inside the writer. The writer needs nothing from __main__, so hide it while starting."""
+    main = sys.modules.get("__main__")
+    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if hasattr(main, k)}
+    try:
+        if "__file__" in saved:
+            del main.__file__
+        if "__spec__" in saved:
+            main.__spec__ = None  # spawn reads it; None means "nothing to import"
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
 
 
 class _Writer:
     def __init__(self, uri, experiment_id, parent_run_id, state_path, run_ids):
         from mlflow.tracking import MlflowClient
 
+        from orchestrator.tracking.sinks import make_sink
+
         self.client = MlflowClient(tracking_uri=uri)
+        self.sink = make_sink(self.client)
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.state_path = state_path
@@ -75,36 +181,23 @@ class _Writer:
     def _write(self, events: list[tuple[str, Any, Any]]) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
-        pending: dict[str, dict[str, list]] = {}  # run id -> metrics / params / tags
-
-        def batch(run_id: str) -> dict[str, list]:
-            return pending.setdefault(run_id, {"metrics": [], "params": [], "tags": []})
-
-        def send() -> None:
-            for run_id, b in pending.items():
-                for i in range(0, max(1, len(b["metrics"])), MAX_BATCH):
-                    self.client.log_batch(
-                        run_id,
-                        metrics=b["metrics"][i : i + MAX_BATCH],
-                        params=b["params"] if i == 0 else [],
-                        tags=b["tags"] if i == 0 else [],
-                    )
-            pending.clear()
-
+        sink = self.sink
         changed = False
-        ends: list[tuple[str, str, str | None]] = []
+        errors: list[tuple[str, str]] = []
         for kind, trial_id, payload in events:
             if kind == "start":
                 if trial_id not in self.run_ids:
                     name, tags, params, cost = payload
-                    run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-                    self.run_ids[trial_id] = run.info.run_id
-                    b = batch(run.info.run_id)
-                    b["params"] += [Param(k, v) for k, v in params.items()]
+                    run_id = sink.create(self.experiment_id, name, tags)
+                    self.run_ids[trial_id] = run_id
+                    now = int(time.time() * 1000)
+                    sink.log(
+                        run_id,
+                        metrics=[Metric(k, v, now, 0) for k, v in cost.items()],
+                        params=[Param(k, v) for k, v in params.items()],
+                    )
                     number = int(tags.get("nasorch.trial_number", 0))
                     self.trials[trial_id] = [number, tags.get("nasorch.arch_hash", "")]
-                    now = int(time.time() * 1000)
-                    b["metrics"] += [Metric(k, v, now, 0) for k, v in cost.items()]
                     changed = True
                 continue
             if kind == "alias":  # a re-suggested trial continues a crashed driver's run
@@ -112,35 +205,31 @@ class _Writer:
                 self.run_ids[trial_id] = self.run_ids[old_id]
                 self.steps[trial_id] = self.steps.get(old_id, 0)
                 self.trials[trial_id] = self.trials.get(old_id, [0, ""])
-                batch(self.run_ids[trial_id])["tags"].append(RunTag("nasorch.trial_id", trial_id))
+                sink.log(self.run_ids[trial_id], tags=[RunTag("nasorch.trial_id", trial_id)])
                 changed = True
                 continue
             run_id = self.run_ids.get(trial_id)
             if run_id is None:
                 continue
             if kind == "supersede":
-                batch(run_id)["tags"].append(RunTag("nasorch.status", "superseded"))
-                send()
-                self.client.set_terminated(run_id, status="KILLED")
-                continue
-            if kind == "metrics":
+                sink.log(run_id, tags=[RunTag("nasorch.status", "superseded")])
+                sink.end(run_id, "KILLED")
+            elif kind == "metrics":
                 metrics, step, ts = payload
-                batch(run_id)["metrics"] += [Metric(k, v, ts, step) for k, v in metrics.items()]
+                sink.log(run_id, metrics=[Metric(k, v, ts, step) for k, v in metrics.items()])
                 self.steps[trial_id] = max(step, self.steps.get(trial_id, 0))
                 changed = True  # the state file records the last epoch written
             elif kind == "tags":
-                batch(run_id)["tags"] += [RunTag(k, v) for k, v in payload.items()]
+                sink.log(run_id, tags=[RunTag(k, v) for k, v in payload.items()])
             elif kind == "end":
                 tags, mlflow_status, error = payload
-                batch(run_id)["tags"] += [RunTag(k, v) for k, v in tags.items()]
-                ends.append((run_id, mlflow_status, error))
-        send()
-        # Runs are closed after the round's single log_batch per run: a run's last points and
-        # its end cost one store transaction less each.
-        for run_id, mlflow_status, error in ends:
-            if error:
-                self.client.log_text(run_id, error, "error.txt")
-            self.client.set_terminated(run_id, status=mlflow_status)
+                sink.log(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+                sink.end(run_id, mlflow_status)
+                if error:
+                    errors.append((run_id, error))
+        sink.commit()
+        for run_id, error in errors:
+            self.client.log_text(run_id, error, "error.txt")
         if changed and self.state_path:  # after the writes: it never claims more than is there
             write_json_atomic(
                 self.state_path,

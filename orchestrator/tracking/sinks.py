@@ -1,0 +1,194 @@
+"""Where the writer's rounds go: MLflow's client API, or one SQL transaction per round.
+
+A round is what the writer gathered in its batching window: new runs, metrics, params and tags
+per run, and runs to close. Through `MlflowClient` it costs a few store transactions per run
+(create, log_batch, terminate: on sqlite ~10 ms CPU per trial); a search of 200 short trials
+then spent more CPU recording than Ray spent scheduling (benchmarks/overhead.py). `SqlSink`
+writes the same rows through MLflow's own SQLAlchemy models in one transaction per round, and
+replays a round that fails there (a duplicate point after a crash, a value MLflow rejects)
+through the client, which knows how to handle it. tests/test_sinks.py checks that both produce
+the same runs as read back by `MlflowClient`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch
+
+
+class ClientSink:
+    """Every round through the public client API (any store: sqlite, server, databricks)."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self.pending: dict[str, dict[str, list]] = {}  # run id -> metrics / params / tags
+        self.ends: list[tuple[str, str]] = []
+
+    def create(self, experiment_id: str, name: str, tags: dict[str, str]) -> str:
+        return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+
+    def log(self, run_id: str, metrics=(), params=(), tags=()) -> None:
+        b = self.pending.setdefault(run_id, {"metrics": [], "params": [], "tags": []})
+        b["metrics"] += metrics
+        b["params"] += params
+        b["tags"] += tags
+
+    def end(self, run_id: str, status: str) -> None:
+        self.ends.append((run_id, status))
+
+    def commit(self) -> None:
+        pending, ends = self.pending, self.ends
+        self.pending, self.ends = {}, []
+        for run_id, b in pending.items():
+            for i in range(0, max(1, len(b["metrics"])), MAX_BATCH):
+                self.client.log_batch(
+                    run_id,
+                    metrics=b["metrics"][i : i + MAX_BATCH],
+                    params=b["params"] if i == 0 else [],
+                    tags=b["tags"] if i == 0 else [],
+                )
+        # A run is closed after its round's single log_batch: its last points and its end cost
+        # one store transaction less each.
+        for run_id, status in ends:
+            self.client.set_terminated(run_id, status=status)
+
+
+class SqlSink(ClientSink):
+    """One transaction per round into a SQL tracking store (sqlite, postgres, mysql)."""
+
+    def __init__(self, client: Any, store: Any):
+        super().__init__(client)
+        self.store = store
+        self.new_runs: list[Any] = []
+        self.artifact_roots: dict[str, str] = {}
+
+    def create(self, experiment_id: str, name: str, tags: dict[str, str]) -> str:
+        # What SqlAlchemyStore.create_run writes, with the id chosen here.
+        from mlflow.entities import RunStatus, SourceType
+        from mlflow.entities.lifecycle_stage import LifecycleStage
+        from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag
+        from mlflow.utils.uri import append_to_uri_path
+
+        if experiment_id not in self.artifact_roots:
+            experiment = self.store.get_experiment(experiment_id)
+            self.artifact_roots[experiment_id] = experiment.artifact_location
+        run_id = uuid.uuid4().hex
+        root = self.artifact_roots[experiment_id]
+        run = SqlRun(
+            name=name,
+            artifact_uri=append_to_uri_path(root, run_id, "artifacts"),
+            run_uuid=run_id,
+            experiment_id=int(experiment_id),
+            source_type=SourceType.to_string(SourceType.UNKNOWN),
+            source_name="",
+            entry_point_name="",
+            user_id=tags.get("mlflow.user", "unknown"),
+            status=RunStatus.to_string(RunStatus.RUNNING),
+            start_time=int(time.time() * 1000),
+            end_time=None,
+            deleted_time=None,
+            source_version="",
+            lifecycle_stage=LifecycleStage.ACTIVE,
+        )
+        run.tags = [SqlTag(key=k, value=v) for k, v in {**tags, "mlflow.runName": name}.items()]
+        self.new_runs.append(run)
+        return run_id
+
+    def commit(self) -> None:
+        if not self.new_runs and not self.pending and not self.ends:
+            return
+        try:
+            with self.store.ManagedSessionMaker(read_only=False) as session:
+                session.add_all(self.new_runs)
+                self._write(session)
+        except Exception:
+            # Rolled back: create the runs on their own, then replay the rest through the
+            # client, which handles duplicates and reports invalid values one run at a time.
+            if self.new_runs:
+                with self.store.ManagedSessionMaker(read_only=False) as session:
+                    session.add_all(self.new_runs)
+            self.new_runs = []
+            super().commit()
+            return
+        self.new_runs, self.pending, self.ends = [], {}, []
+
+    def _write(self, session: Any) -> None:
+        from mlflow.entities import RunStatus
+        from mlflow.store.tracking.dbmodels.models import (
+            SqlLatestMetric,
+            SqlMetric,
+            SqlParam,
+            SqlRun,
+            SqlTag,
+        )
+        from mlflow.utils.validation import _validate_batch_log_data
+
+        latest: dict[tuple[str, str], Any] = {}
+        tags: dict[tuple[str, str], str] = {}
+        for run_id, b in self.pending.items():
+            _validate_batch_log_data(b["metrics"], b["params"], b["tags"])
+            session.add_all(
+                SqlParam(run_uuid=run_id, key=p.key, value=p.value) for p in b["params"]
+            )
+            for m in dict.fromkeys(b["metrics"]):  # MLflow drops exact repeats within a batch
+                is_nan, value = self.store.sanitize_metric_value(m.value)
+                row = SqlMetric(
+                    run_uuid=run_id, key=m.key, value=value, timestamp=m.timestamp,
+                    step=m.step, is_nan=is_nan,
+                )  # fmt: skip
+                session.add(row)
+                newest = latest.get((run_id, m.key))
+                if newest is None or _order(row) > _order(newest):
+                    latest[(run_id, m.key)] = row
+            tags.update({(run_id, t.key): t.value for t in b["tags"]})
+        run_ids = {r for r, _ in latest} | {r for r, _ in tags}
+        if latest:
+            for row in session.query(SqlLatestMetric).filter(
+                SqlLatestMetric.run_uuid.in_({r for r, _ in latest})
+            ):
+                new = latest.pop((row.run_uuid, row.key), None)
+                if new is not None and _order(new) > _order(row):
+                    row.value, row.step = new.value, new.step
+                    row.timestamp, row.is_nan = new.timestamp, new.is_nan
+            session.add_all(
+                SqlLatestMetric(
+                    run_uuid=m.run_uuid,
+                    key=m.key,
+                    value=m.value,
+                    timestamp=m.timestamp,
+                    step=m.step,
+                    is_nan=m.is_nan,
+                )  # fmt: skip
+                for m in latest.values()
+            )
+        if tags:
+            for row in session.query(SqlTag).filter(SqlTag.run_uuid.in_(run_ids)):
+                value = tags.pop((row.run_uuid, row.key), None)
+                if value is not None:
+                    row.value = value
+            session.add_all(SqlTag(run_uuid=r, key=k, value=v) for (r, k), v in tags.items())
+        if self.ends:
+            status = dict(self.ends)
+            now = int(time.time() * 1000)
+            for run in session.query(SqlRun).filter(SqlRun.run_uuid.in_(status)):
+                run.status = RunStatus.to_string(RunStatus.from_string(status[run.run_uuid]))
+                run.end_time = now
+
+
+def _order(metric: Any) -> tuple:
+    """MLflow's rule for a run's latest value of a metric: highest step, then time, then value."""
+    return (metric.step, metric.timestamp, metric.value)
+
+
+def make_sink(client: Any) -> ClientSink:
+    """The SQL path where the client's store is MLflow's SqlAlchemyStore, the client otherwise."""
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        store = client._tracking_client.store
+    except (ImportError, AttributeError):
+        return ClientSink(client)
+    return SqlSink(client, store) if isinstance(store, SqlAlchemyStore) else ClientSink(client)
