@@ -81,7 +81,7 @@ def test_both_paths_record_the_same_runs(tmp_path, monkeypatch, path):
     assert type(writer.sink) is (sinks.ClientSink if path == "client" else sinks.SqlSink)
     for events in _rounds(parent):
         writer.write(events)
-    assert writer.errors == []
+    assert writer.errors == [] and getattr(writer.sink, "replayed", 0) == 0
     got = _record(client, experiment_id, parent)
     a, b, c = got["t001 mlp"], got["t002 mlp"], got["t003 mlp"]
     assert (a["status"], b["status"], c["status"]) == ("FINISHED", "FAILED", "KILLED")
@@ -128,7 +128,7 @@ def test_a_failed_sql_round_is_replayed_through_the_client(tmp_path):
             ("end", "a", ({"nasorch.status": "completed"}, "FINISHED", None)),
         ]
     )
-    assert writer.errors == []
+    assert writer.errors == [] and writer.sink.replayed == 1
     got = _record(client, experiment_id, parent)
     assert got["t001 mlp"]["histories"]["acc"] == [(1, 0.5), (2, 0.8)]
     assert got["t001 mlp"]["status"] == "FINISHED"

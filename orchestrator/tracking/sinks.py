@@ -64,6 +64,7 @@ class SqlSink(ClientSink):
         self.store = store
         self.new_runs: list[Any] = []
         self.artifact_roots: dict[str, str] = {}
+        self.replayed = 0  # rounds that went through the client instead
 
     def create(self, experiment_id: str, name: str, tags: dict[str, str]) -> str:
         # What SqlAlchemyStore.create_run writes, with the id chosen here.
@@ -111,6 +112,7 @@ class SqlSink(ClientSink):
                 with self.store.ManagedSessionMaker(read_only=False) as session:
                     session.add_all(self.new_runs)
             self.new_runs = []
+            self.replayed += 1
             super().commit()
             return
         self.new_runs, self.pending, self.ends = [], {}, []

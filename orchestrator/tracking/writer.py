@@ -77,7 +77,8 @@ def _adopt(environment: dict[str, Any]) -> None:
     for key in [k for k in os.environ if k.startswith("MLFLOW_") and k not in env]:
         del os.environ[key]
     os.environ.update(env)
-    os.chdir(environment["cwd"])
+    with contextlib.suppress(OSError):  # relative paths were resolved; this is for the rest
+        os.chdir(environment["cwd"])
 
 
 class WriterProcess:
