@@ -80,24 +80,35 @@ def restored_components(tuner: Any) -> tuple[Any, list[Any]]:
     return searcher, callbacks
 
 
+# nasorch's own records on a scheduler: why trials stopped, PBT's exploits (see stopping.py and
+# population.py). They become MLflow tags when a trial ends, so they must survive a resume.
+RECORDS = ("stop_reasons", "exploits", "_tagged")
+
+
 class SchedulerState(Callback):
-    """Carries the scheduler's bookkeeping through Ray's experiment snapshots (ASHA's rungs)."""
+    """Carries the scheduler's bookkeeping through Ray's experiment snapshots: nasorch's stop
+    reasons and PBT exploit records, and ASHA's rungs. Other statistics (Hyperband's brackets,
+    the median rule's curves, PBT's quantiles) are rebuilt from the resumed trials' results."""
 
     def __init__(self, scheduler: Any):
         self.scheduler = scheduler
 
     def get_state(self) -> dict | None:
         s = self.scheduler
-        if not isinstance(s, AsyncHyperBandScheduler):
-            return None  # other schedulers rebuild their statistics from the resumed results
-        return {
-            "num_stopped": s._num_stopped,
-            "rungs": [[dict(recorded) for _, recorded in b._rungs] for b in s._brackets],
-        }
+        state: dict[str, Any] = {k: getattr(s, k) for k in RECORDS if hasattr(s, k)}
+        if isinstance(s, AsyncHyperBandScheduler):
+            state["num_stopped"] = s._num_stopped
+            state["rungs"] = [[dict(recorded) for _, recorded in b._rungs] for b in s._brackets]
+        return state or None
 
     def set_state(self, state: dict) -> None:
         s = self.scheduler
-        if not state or not isinstance(s, AsyncHyperBandScheduler):
+        if not state:
+            return
+        for key in RECORDS:
+            if key in state and hasattr(s, key):
+                getattr(s, key).update(state[key])
+        if "rungs" not in state or not isinstance(s, AsyncHyperBandScheduler):
             return
         s._num_stopped = state["num_stopped"]
         for bracket, rungs in zip(s._brackets, state["rungs"]):

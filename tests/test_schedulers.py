@@ -274,3 +274,54 @@ def test_asha_tags_why_it_stopped_a_trial(ray_local, workdir):
             assert reason.startswith(f"asha rung {epochs}: val_accuracy ")
         else:
             assert reason is None
+
+
+def test_after_an_exploit_the_searcher_learns_what_its_own_arch_reached():
+    from orchestrator.gate import Gate
+    from orchestrator.searchers.base import Strategy
+    from orchestrator.searchers.tune_adapter import StrategySearcher
+    from search_spaces import SEARCH_SPACES
+
+    space = SEARCH_SPACES["mlp"](max_depth=2, widths=[32, 64])
+
+    class Recorder(Strategy):
+        def __init__(self):
+            self.space, self.told, self.rng = space, [], random.Random(0)
+
+        def ask(self):
+            return space.sample(self.rng)
+
+        def tell(self, arch, value):
+            self.told.append((arch, value))
+
+    strategy = Recorder()
+    searcher = StrategySearcher(
+        strategy, metric="val_accuracy", mode="max", base_config={}, gate=Gate(space)
+    )
+    own = searcher.suggest("r")["arch"]
+    donor = next(a for a in iter(strategy.ask, None) if a != own)
+    searcher.on_trial_result("r", {"val_accuracy": 0.6, "config": {"arch": own}})
+    searcher.on_trial_result("r", {"val_accuracy": 0.9, "config": {"arch": donor}})  # exploited
+    searcher.on_trial_complete("r", {"val_accuracy": 0.95, "config": {"arch": donor}})
+    assert strategy.told == [(own, 0.6)]  # not the donor's lineage's 0.95
+    mine = searcher.suggest("s")["arch"]
+    searcher.on_trial_result("s", {"val_accuracy": 0.7, "config": {"arch": mine}})
+    searcher.on_trial_complete("s", {"val_accuracy": 0.8, "config": {"arch": mine}})
+    assert strategy.told[-1] == (mine, 0.8)
+
+
+def test_stop_reasons_and_exploits_survive_a_resume():
+    from orchestrator.resume import SchedulerState
+
+    asha = SCHEDULERS["asha"](max_t=6)
+    asha.stop_reasons["a"] = "asha: stopped at epoch 1"
+    pbt = _pbt()
+    pbt.exploits["r"] = [
+        {"epoch": 2, "donor": "t005", "donor_trial_id": "d", "from_epoch": 2, "old": {}, "new": {}}
+    ]
+    pbt._tagged["r"] = 1
+    for before, fresh in ((asha, SCHEDULERS["asha"](max_t=6)), (pbt, _pbt())):
+        SchedulerState(fresh).set_state(json.loads(json.dumps(SchedulerState(before).get_state())))
+        assert fresh.stop_reasons == before.stop_reasons
+        assert getattr(fresh, "exploits", None) == getattr(before, "exploits", None)
+    assert pbt.trial_tags("r")["nasorch.pbt.donor"] == "t005"

@@ -88,11 +88,22 @@ class StrategySearcher(Searcher):
             "seed": (self.seed * 1_000_003 + number) % 2**31,
         }
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Remembers the last result the suggested architecture reached with its own weights:
+        after a PBT exploit the trial trains the donor's architecture and checkpoint instead."""
+        entry = self.live.get(trial_id)
+        arch = (result.get("config") or {}).get("arch", entry["arch"]) if entry else None
+        if entry is not None and arch == entry["arch"]:
+            names = [self.metric, *self.objectives]
+            entry["own"] = {k: result[k] for k in names if k in result}
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         entry = self.live.pop(trial_id, None)
         if entry is None:
             return
         self.failures_in_a_row = self.failures_in_a_row + 1 if error else 0
+        if result and (result.get("config") or {}).get("arch", entry["arch"]) != entry["arch"]:
+            result = entry.get("own")  # exploited: the searcher learns what its own arch reached
         value = None if error or not result else self._value(result, entry["cost"])
         for arch in [entry["arch"], *self.gate.done(entry["arch"], value)]:
             self.strategy.tell(arch, value)
