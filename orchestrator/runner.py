@@ -137,6 +137,7 @@ def run(
         state_path=os.path.join(experiment_path, STATE_FILE),
         max_epochs=known_epochs,
         scheduler=scheduler,  # stop reasons and PBT lineage, tagged on the trials' runs
+        metric=cfg.metric,
     )
     # Ray's JSON log (result.json) stays: resume recovers from it. Its CSV and TensorBoard
     # loggers are left out (MLflow has it all); they cost a thread and a file per trial.
@@ -305,7 +306,9 @@ def _execute(
             front_metrics, front_files = write_front(trials, *objective_names(cfg), experiment_path)
             extra.update(front_metrics)
             files += front_files
-        session.finish_search(tracking, cfg, trials, best, space, extra, files, experiment_path)
+        session.finish_search(
+            tracking, cfg, trials, best, space, extra, files, experiment_path, tracker.seen()
+        )
         write_done(experiment_path, {"parent": tracking.parent_run_id, "trials": len(trials)})
         summary = extra
         if searcher.failed_out:

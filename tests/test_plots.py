@@ -117,3 +117,40 @@ def test_plots_never_fail_a_search(store, tmp_path, caplog):
         files = plots.log_search_plots(client, "no-such-run", exp, trials, "score", "max", None)
     assert files == []
     assert "could not draw the search's plots" in caplog.text
+
+
+def test_a_search_draws_from_what_it_saw_exactly_what_mlflow_holds(ray_local, workdir, monkeypatch):
+    """The final plots use the tracker's own copy of each curve instead of reading every child
+    run back; that copy must be what MLflow holds, and with it no child run is read."""
+    from pathlib import Path
+
+    import orchestrator
+
+    drawn = {}
+    draw = plots.plot_learning_curves
+
+    def capture(histories, statuses, metric, path, best=None):
+        drawn.update(histories=dict(histories), statuses=dict(statuses))
+        return draw(histories, statuses, metric, path, best)
+
+    def no_read_back(*args):
+        raise AssertionError("the plots read the child runs back")
+
+    monkeypatch.setattr(plots, "plot_learning_curves", capture)
+    monkeypatch.setattr(plots, "_read_back", no_read_back)
+    result = orchestrator.run(
+        Path(__file__).parents[1] / "examples" / "nb201_tabular.yaml",
+        overrides=["num_samples=6", "scheduler.name=asha"],
+        progress=False,
+    )
+    client = MlflowClient(result.tracking_uri)
+    assert set(drawn["histories"]) == set(result.trials["trial"])
+    metric = result.config.metric
+    for row in result.trials.itertuples():
+        stored = sorted((m.step, m.value) for m in client.get_metric_history(row.run_id, metric))
+        assert drawn["histories"][row.trial] == stored and stored
+        assert (
+            drawn["statuses"][row.trial] == client.get_run(row.run_id).data.tags["nasorch.status"]
+        )
+    logged = {a.path for a in client.list_artifacts(result.parent_run_id, "plots")}
+    assert "plots/learning_curves.png" in logged

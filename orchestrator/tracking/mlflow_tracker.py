@@ -70,6 +70,7 @@ class MlflowTracker(Callback):
         state_path: str | None = None,
         max_epochs: int | None = None,
         scheduler: Any = None,
+        metric: str | None = None,
     ):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
@@ -80,6 +81,9 @@ class MlflowTracker(Callback):
         self.state_path = state_path
         self.max_epochs = max_epochs
         self.scheduler = scheduler  # its stop reasons and PBT lineage become tags
+        self.metric = metric  # its curve is kept for the search's plots (see seen())
+        self._curves: dict[str, list[tuple[int, float]]] = {}  # fresh trial id -> curve
+        self._ended: dict[str, float] = {}  # trial id -> when it ended (epoch seconds)
         self.run_ids: dict[str, str] = {}
         self.resume_steps: dict[str, int] = {}  # trial id -> last epoch recorded before a crash
         self.saved_trials: dict[str, list] = {}
@@ -109,6 +113,7 @@ class MlflowTracker(Callback):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self._curves, self._ended = {}, {}  # a resumed driver saw no trial from its start
         self._load_saved_runs()  # a resumed search continues the runs its writer created
         self._start()
 
@@ -174,6 +179,7 @@ class MlflowTracker(Callback):
         params = {k: str(v)[:6000] for k, v in self.flatten(config).items()}
         name = f"t{number:03d} {self.describe(arch)}"
         self.run_ids[trial.trial_id] = "pending"
+        self._curves[trial.trial_id] = []  # started in this session: its whole curve is seen
         cost = {k: float(v) for k, v in (config.get("cost") or {}).items()}  # from the gate
         self._queue.put(("start", trial.trial_id, (name, tags, params, cost)))
         self._replay(trial.trial_id)  # a crash may have lost even the run's creation
@@ -225,6 +231,9 @@ class MlflowTracker(Callback):
             if lineage:
                 self._queue.put(("tags", trial.trial_id, lineage))
         self._queue.put(("metrics", trial.trial_id, (metrics, step, int(time.time() * 1000))))
+        curve = self._curves.get(trial.trial_id)
+        if curve is not None and getattr(self, "metric", None) in metrics:
+            curve.append((step, metrics[self.metric]))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._end(trial, trial_status(trial, self.max_epochs, self.scheduler))
@@ -237,6 +246,7 @@ class MlflowTracker(Callback):
 
     def _end(self, trial: Any, status: str) -> None:
         self.statuses[trial.trial_id] = status
+        self._ended[trial.trial_id] = time.time()
         epochs = (trial.last_result or {}).get("training_iteration", 0)
         tags = {"nasorch.status": status, "nasorch.epochs": str(epochs)}
         scheduler_tags = getattr(getattr(self, "scheduler", None), "trial_tags", None)
@@ -251,6 +261,13 @@ class MlflowTracker(Callback):
         self._queue.put(("end", trial.trial_id, (tags, STATUS_TO_MLFLOW[status], error)))
 
     # ---- driver API ------------------------------------------------------------------------
+    def seen(self) -> dict[str, dict]:
+        """The metric's curve and end time of every trial this driver saw from start to end
+        (what MLflow holds for them too), so the final plots need not read them back."""
+        curves, ended = getattr(self, "_curves", {}), getattr(self, "_ended", {})
+        done = [t for t in curves if t in ended]
+        return {"curves": {t: curves[t] for t in done}, "ended": {t: ended[t] for t in done}}
+
     def flush(self, timeout: float = 300.0) -> None:
         """Block until everything queued so far is written; learn the runs' ids."""
         if not self._proc.is_alive():

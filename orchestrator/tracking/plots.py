@@ -183,37 +183,39 @@ def log_search_plots(
     metric: str,
     mode: str,
     out_dir: str | os.PathLike | None,
+    seen: Mapping[str, Mapping] | None = None,
 ) -> list[str]:
     """Draw every plot of a finished search from its MLflow records, write the PNGs into
     `out_dir` (a fresh temporary folder when None) and log them on the parent run under
-    `plots/`. Returns the files written. Never raises: a plot is not worth a failed search."""
+    `plots/`. Returns the files written. Never raises: a plot is not worth a failed search.
+
+    `seen` (the tracker's `seen()`: curves and end times of the trials it saw whole) spares
+    reading every child run back when it covers all trials; a resumed search reads MLflow."""
     try:
-        return _draw_and_log(client, parent_run_id, experiment_id, trials, metric, mode, out_dir)
+        return _draw_and_log(
+            client, parent_run_id, experiment_id, trials, metric, mode, out_dir, seen
+        )
     except Exception as e:
         log.warning("nasorch: could not draw the search's plots: %s: %s", type(e).__name__, e)
         return []
 
 
-def _draw_and_log(client, parent_run_id, experiment_id, trials, metric, mode, out_dir):
+def _draw_and_log(client, parent_run_id, experiment_id, trials, metric, mode, out_dir, seen):
     """The body of log_search_plots, which adds the never-raise guarantee."""
     import tempfile
 
     out = str(out_dir) if out_dir else tempfile.mkdtemp(prefix="nasorch-plots-")
     os.makedirs(out, exist_ok=True)
-    children = child_runs(client, experiment_id, parent_run_id)
     start = client.get_run(parent_run_id).info.start_time or 0
-    end_seconds = {
-        r.info.run_id: (r.info.end_time - start) / 1000.0 for r in children if r.info.end_time
-    }
-    names = {r.info.run_id: r.info.run_name.split(" ")[0] for r in children}
-    statuses = {names[r.info.run_id]: r.data.tags.get("nasorch.status", "") for r in children}
-    histories = {
-        names[r.info.run_id]: [
-            (m.step, m.value)
-            for m in sorted(client.get_metric_history(r.info.run_id, metric), key=lambda m: m.step)
-        ]
-        for r in children
-    }
+    if seen and len(trials) and set(trials["trial_id"]) <= set(seen["ended"]):
+        rows = list(zip(trials["trial_id"], trials["trial"], trials["run_id"]))
+        end_seconds = {run: seen["ended"][t] - start / 1000.0 for t, _, run in rows}
+        statuses = dict(zip(trials["trial"], trials["status"]))
+        histories = {name: sorted(seen["curves"][t]) for t, name, _ in rows}
+    else:
+        end_seconds, statuses, histories = _read_back(
+            client, experiment_id, parent_run_id, start, metric
+        )
     scored = _scored(trials, metric)
     best = None
     if len(scored):
@@ -233,6 +235,24 @@ def _draw_and_log(client, parent_run_id, experiment_id, trials, metric, mode, ou
     for f in files:
         client.log_artifact(parent_run_id, f, "plots")
     return files
+
+
+def _read_back(client, experiment_id, parent_run_id, start, metric) -> tuple[dict, dict, dict]:
+    """End times (by run id), statuses and curves (by trial name) from the child runs."""
+    children = child_runs(client, experiment_id, parent_run_id)
+    end_seconds = {
+        r.info.run_id: (r.info.end_time - start) / 1000.0 for r in children if r.info.end_time
+    }
+    names = {r.info.run_id: r.info.run_name.split(" ")[0] for r in children}
+    statuses = {names[r.info.run_id]: r.data.tags.get("nasorch.status", "") for r in children}
+    histories = {
+        names[r.info.run_id]: [
+            (m.step, m.value)
+            for m in sorted(client.get_metric_history(r.info.run_id, metric), key=lambda m: m.step)
+        ]
+        for r in children
+    }
+    return end_seconds, statuses, histories
 
 
 def child_runs(client: Any, experiment_id: str, parent_run_id: str) -> list[Any]:

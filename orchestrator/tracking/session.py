@@ -153,6 +153,7 @@ def finish_search(
     extra_metrics: dict[str, float] | None = None,
     files: list[str] | None = None,
     out_dir: str | None = None,
+    seen: dict | None = None,
 ) -> None:
     from mlflow.entities import Metric, RunTag
 
@@ -186,7 +187,9 @@ def finish_search(
         log_best_model(tracking, cfg, space, best)
     from orchestrator.tracking.plots import log_search_plots  # never raises: warns instead
 
-    log_search_plots(client, run_id, tracking.experiment_id, trials, cfg.metric, cfg.mode, out_dir)
+    log_search_plots(
+        client, run_id, tracking.experiment_id, trials, cfg.metric, cfg.mode, out_dir, seen
+    )
 
 
 def end(tracking: Tracking, status: str) -> None:
