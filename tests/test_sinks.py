@@ -152,3 +152,21 @@ def test_one_writer_process_serves_searches_in_turn(tmp_path, monkeypatch):
     assert pids[0] == pids[1]
     for client, experiment_id, parent in stores:
         assert list(_record(client, experiment_id, parent)) == ["t001 mlp"]
+
+
+def test_a_round_of_more_runs_than_old_sqlite_takes_variables(tmp_path):
+    uri, client, experiment_id, parent = _store(tmp_path)
+    writer = _Writer(uri, experiment_id, parent, None, {})
+    ts = int(time.time() * 1000)
+    events = []
+    for n in range(1, 1101):  # one round: queries for them go in chunks of 500 run ids
+        t = f"t{n}"
+        events += [_start(t, parent, n), ("metrics", t, ({"acc": n / 2000}, 1, ts))]
+        events += [("end", t, ({"nasorch.status": "completed"}, "FINISHED", None))]
+    writer.write(events)
+    assert writer.errors == [] and writer.sink.replayed == 0
+    runs = client.search_runs(
+        [experiment_id], "tags.`nasorch.status` = 'completed'", max_results=2000
+    )
+    assert len(runs) == 1100 and {r.info.status for r in runs} == {"FINISHED"}
+    assert sorted(r.data.metrics["acc"] for r in runs)[-1] == 1100 / 2000

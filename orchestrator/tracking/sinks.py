@@ -146,11 +146,8 @@ class SqlSink(ClientSink):
                 if newest is None or _order(row) > _order(newest):
                     latest[(run_id, m.key)] = row
             tags.update({(run_id, t.key): t.value for t in b["tags"]})
-        run_ids = {r for r, _ in latest} | {r for r, _ in tags}
         if latest:
-            for row in session.query(SqlLatestMetric).filter(
-                SqlLatestMetric.run_uuid.in_({r for r, _ in latest})
-            ):
+            for row in _rows(session, SqlLatestMetric, {r for r, _ in latest}):
                 new = latest.pop((row.run_uuid, row.key), None)
                 if new is not None and _order(new) > _order(row):
                     row.value, row.step = new.value, new.step
@@ -167,7 +164,7 @@ class SqlSink(ClientSink):
                 for m in latest.values()
             )
         if tags:
-            for row in session.query(SqlTag).filter(SqlTag.run_uuid.in_(run_ids)):
+            for row in _rows(session, SqlTag, {r for r, _ in tags}):
                 value = tags.pop((row.run_uuid, row.key), None)
                 if value is not None:
                     row.value = value
@@ -175,9 +172,19 @@ class SqlSink(ClientSink):
         if self.ends:
             status = dict(self.ends)
             now = int(time.time() * 1000)
-            for run in session.query(SqlRun).filter(SqlRun.run_uuid.in_(status)):
+            for run in _rows(session, SqlRun, set(status)):
                 run.status = RunStatus.to_string(RunStatus.from_string(status[run.run_uuid]))
                 run.end_time = now
+
+
+def _rows(session: Any, model: Any, run_ids: set[str], chunk: int = 500) -> list[Any]:
+    """The model's rows of these runs, asked for in chunks (old SQLite takes 999 variables)."""
+    ids = sorted(run_ids)
+    return [
+        row
+        for i in range(0, len(ids), chunk)
+        for row in session.query(model).filter(model.run_uuid.in_(ids[i : i + chunk]))
+    ]
 
 
 def _order(metric: Any) -> tuple:
