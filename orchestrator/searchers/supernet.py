@@ -112,6 +112,12 @@ class SupernetSearch(Strategy):
         from trainables import datasets
 
         candidates = self._candidates()
+        print(
+            f"nasorch: training the supernet ({self.options['epochs']} epochs) to rank "
+            f"{len(candidates)} cells; trials start after it",
+            file=sys.stderr,
+            flush=True,
+        )
         data = datasets.load("digits", "image")
         x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
         x_val, y_val = torch.from_numpy(data.x_val), torch.from_numpy(data.y_val)
