@@ -123,3 +123,26 @@ def test_summary_reports_kendall_tau(strategy):
     assert summary["kendall_tau"] == pytest.approx(1.0)
     assert summary["kendall_tau_n"] == 11  # the failed trial does not count
     assert summary["supernet_train_seconds"] > 0
+
+
+def test_the_supernet_trains_in_a_ray_task_to_the_same_ranking(ray_local, monkeypatch):
+    import sys
+
+    import ray
+
+    local = SupernetSearch(NB201Space(), seed=0, **TINY)
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "ray", None)  # as in a process without Ray
+        local._rank()
+    tasks = []
+    real_remote = ray.remote
+
+    def spy(**options):
+        tasks.append(options)
+        return real_remote(**options)
+
+    monkeypatch.setattr(ray, "remote", spy)
+    remote = SupernetSearch(NB201Space(), seed=0, gpus=1, **TINY)  # no GPU here: CPU, warned
+    remote._rank()
+    assert tasks == [{"num_cpus": 1, "num_gpus": 0}]
+    assert remote.scores == local.scores and remote.order == local.order

@@ -1,8 +1,9 @@
 """Weight-sharing search (one-shot NAS) over NAS-Bench-201: rank by a supernet, train the best.
 
 On the first ask, a supernet holding every operation on every edge is trained once on digits
-with uniform path sampling (`torch_models/nb201_supernet.py`), and `candidates` distinct random
-cells are scored with the weights they inherit (seconds for all of them). Asks then hand out the
+with uniform path sampling (`torch_models/nb201_supernet.py`), in a Ray task when Ray is running
+(on a GPU with `gpus`), and `candidates` distinct random cells are scored with the weights they
+inherit (seconds for all of them). Asks then hand out the
 `top_k` best-scored cells for standalone training, followed by `calibration` cells spread evenly
 over the rest of the ranking, so that the Kendall tau between supernet score and trained result
 (`summary()`) is measured over the whole range of scores, not only among near-ties at the top;
@@ -44,15 +45,17 @@ class SupernetSearch(Strategy):
         lr: float = 0.05,
         batch_size: int = 64,
         threads: int = 1,
+        gpus: float = 0,
     ):
         super().__init__(space, mode=mode, seed=seed)
         if not isinstance(space, NB201Space):
             raise ValueError(
                 f"the supernet covers the nb201 space only, not {getattr(space, 'name', space)!r}"
             )
-        if supernet_epochs < 1 or candidates < 1 or top_k < 0 or calibration < 0:
+        if supernet_epochs < 1 or candidates < 1 or top_k < 0 or calibration < 0 or gpus < 0:
             raise ValueError(
-                "need supernet_epochs >= 1, candidates >= 1, top_k >= 0 and calibration >= 0"
+                "need supernet_epochs >= 1, candidates >= 1, top_k >= 0, calibration >= 0 "
+                "and gpus >= 0"
             )
         if bn not in ("recalibrate", "batch") or score_by not in ("accuracy", "loss"):
             raise ValueError(
@@ -60,7 +63,7 @@ class SupernetSearch(Strategy):
                 f"got {bn!r} and {score_by!r}"
             )
         self.options = dict(
-            epochs=supernet_epochs, lr=lr, batch_size=batch_size, bn=bn, threads=threads
+            epochs=supernet_epochs, lr=lr, batch_size=batch_size, bn=bn, threads=threads, gpus=gpus
         )
         self.n_candidates, self.top_k, self.calibration = candidates, top_k, calibration
         self.score_by = score_by
@@ -106,11 +109,6 @@ class SupernetSearch(Strategy):
         return list(seen.values())
 
     def _rank(self) -> None:
-        import torch
-
-        from search_spaces.torch_models.nb201_supernet import NB201Supernet, score, train_supernet
-        from trainables import datasets
-
         candidates = self._candidates()
         print(
             f"nasorch: training the supernet ({self.options['epochs']} epochs) to rank "
@@ -118,45 +116,30 @@ class SupernetSearch(Strategy):
             file=sys.stderr,
             flush=True,
         )
-        data = datasets.load("digits", "image")
-        x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
-        x_val, y_val = torch.from_numpy(data.x_val), torch.from_numpy(data.y_val)
-        x_calib = x[:CALIBRATION_IMAGES]
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.options["threads"])
-        try:
-            torch.manual_seed(self.rng.randrange(2**31))
-            net = NB201Supernet(data.input_shape, data.num_classes, C=self.space.C, N=self.space.N)
-            start = time.perf_counter()
-            train_supernet(
-                net,
-                x,
-                y,
-                epochs=self.options["epochs"],
-                rng=self.rng,
-                lr=self.options["lr"],
-                batch_size=self.options["batch_size"],
-            )
-            trained = time.perf_counter()
-            for arch in candidates:
-                acc, loss = score(
-                    net, arch["edges"], x_val, y_val, bn=self.options["bn"], x_calib=x_calib
-                )
-                self.scores[self.space.key(arch)] = acc if self.score_by == "accuracy" else -loss
-            scored = time.perf_counter()
-        finally:
-            torch.set_num_threads(threads)
-        self.timings = {
-            "supernet_train_seconds": trained - start,
-            "supernet_score_seconds": scored - trained,
-            "supernet_candidates": float(len(candidates)),
-        }
+        cells = [arch["edges"] for arch in candidates]
+        # The rest of the random stream goes with the job, so where it runs changes nothing.
+        job = (cells, self.options, self.space.C, self.space.N, self.rng)
+        ray = sys.modules.get("ray")  # imported (and started) by the runner, never by tests
+        if ray is not None and ray.is_initialized():
+            # On a Ray worker, not the driver: with `gpus`, on a GPU; the trials' slots are
+            # still free at the first ask.
+            gpus = self.options["gpus"]
+            if gpus and ray.cluster_resources().get("GPU", 0) < gpus:
+                print("nasorch: no GPU in the cluster; the supernet trains on CPU", file=sys.stderr)
+                gpus = 0
+            remote = ray.remote(num_cpus=self.options["threads"], num_gpus=gpus)(train_and_score)
+            results, self.timings = ray.get(remote.remote(*job))
+        else:
+            results, self.timings = train_and_score(*job)
+        for arch, (acc, loss) in zip(candidates, results):
+            self.scores[self.space.key(arch)] = acc if self.score_by == "accuracy" else -loss
         # Ties (accuracy moves in steps of 1/len(val)) are broken by the cell string: stable.
         ranking = sorted(self.scores, key=lambda k: (-self.scores[k], k))
         self.order = hand_out_order(ranking, self.top_k, self.calibration)
         print(
             f"nasorch: supernet trained {self.options['epochs']} epochs in "
-            f"{trained - start:.1f} s, scored {len(candidates)} cells in {scored - trained:.1f} s",
+            f"{self.timings['supernet_train_seconds']:.1f} s, scored {len(candidates)} cells in "
+            f"{self.timings['supernet_score_seconds']:.1f} s",
             file=sys.stderr,
         )
 
@@ -178,6 +161,47 @@ class SupernetSearch(Strategy):
         self.n_asked = state["n_asked"]
         self.results = dict(state["results"])
         self.timings = dict(state["timings"])
+
+
+def train_and_score(
+    cells: list[list[str]], options: dict[str, Any], C: int, N: int, rng: Any
+) -> tuple[list[tuple[float, float]], dict[str, float]]:
+    """Train a supernet on digits and score each cell with inherited weights: (validation
+    accuracy, loss) per cell, and the timings. Uses CUDA when this process has a GPU."""
+    import torch
+
+    from search_spaces.torch_models.nb201_supernet import NB201Supernet, score, train_supernet
+    from trainables import datasets
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    data = datasets.load("digits", "image")
+    x, y = torch.from_numpy(data.x_train).to(device), torch.from_numpy(data.y_train).to(device)
+    x_val = torch.from_numpy(data.x_val).to(device)
+    y_val = torch.from_numpy(data.y_val).to(device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(options["threads"])
+    try:
+        torch.manual_seed(rng.randrange(2**31))
+        net = NB201Supernet(data.input_shape, data.num_classes, C=C, N=N).to(device)
+        start = time.perf_counter()
+        train_supernet(
+            net, x, y, epochs=options["epochs"], rng=rng, lr=options["lr"],
+            batch_size=options["batch_size"],
+        )  # fmt: skip
+        trained = time.perf_counter()
+        x_calib = x[:CALIBRATION_IMAGES]
+        results = [
+            score(net, edges, x_val, y_val, bn=options["bn"], x_calib=x_calib) for edges in cells
+        ]
+        scored = time.perf_counter()
+    finally:
+        torch.set_num_threads(threads)
+    timings = {
+        "supernet_train_seconds": trained - start,
+        "supernet_score_seconds": scored - trained,
+        "supernet_candidates": float(len(cells)),
+    }
+    return results, timings
 
 
 def hand_out_order(ranking: list[str], top_k: int, calibration: int) -> list[str]:
