@@ -119,38 +119,46 @@ def test_plots_never_fail_a_search(store, tmp_path, caplog):
     assert "could not draw the search's plots" in caplog.text
 
 
-def test_a_search_draws_from_what_it_saw_exactly_what_mlflow_holds(ray_local, workdir, monkeypatch):
+@pytest.mark.parametrize("cap", [None, 1])
+def test_a_search_draws_from_what_it_saw_exactly_what_mlflow_holds(
+    ray_local, workdir, monkeypatch, cap
+):
     """The final plots use the tracker's own copy of each curve instead of reading every child
-    run back; that copy must be what MLflow holds, and with it no child run is read."""
+    run back; that copy must be what MLflow holds. Past the cap on kept points (cap=1 here) the
+    plots read MLflow back instead, and draw the same."""
     from pathlib import Path
 
     import orchestrator
+    from orchestrator.tracking import mlflow_tracker
 
-    drawn = {}
-    draw = plots.plot_learning_curves
+    drawn, read_back = {}, []
+    draw, read = plots.plot_learning_curves, plots._read_back
 
     def capture(histories, statuses, metric, path, best=None):
         drawn.update(histories=dict(histories), statuses=dict(statuses))
         return draw(histories, statuses, metric, path, best)
 
-    def no_read_back(*args):
-        raise AssertionError("the plots read the child runs back")
+    def counted(*args):
+        read_back.append(args)
+        return read(*args)
 
     monkeypatch.setattr(plots, "plot_learning_curves", capture)
-    monkeypatch.setattr(plots, "_read_back", no_read_back)
+    monkeypatch.setattr(plots, "_read_back", counted)
+    if cap is not None:
+        monkeypatch.setattr(mlflow_tracker, "MAX_CURVE_POINTS", cap)
     result = orchestrator.run(
         Path(__file__).parents[1] / "examples" / "nb201_tabular.yaml",
         overrides=["num_samples=6", "scheduler.name=asha"],
         progress=False,
     )
+    assert len(read_back) == (0 if cap is None else 1)
     client = MlflowClient(result.tracking_uri)
     assert set(drawn["histories"]) == set(result.trials["trial"])
     metric = result.config.metric
     for row in result.trials.itertuples():
         stored = sorted((m.step, m.value) for m in client.get_metric_history(row.run_id, metric))
         assert drawn["histories"][row.trial] == stored and stored
-        assert (
-            drawn["statuses"][row.trial] == client.get_run(row.run_id).data.tags["nasorch.status"]
-        )
+        tags = client.get_run(row.run_id).data.tags
+        assert drawn["statuses"][row.trial] == tags["nasorch.status"]
     logged = {a.path for a in client.list_artifacts(result.parent_run_id, "plots")}
     assert "plots/learning_curves.png" in logged

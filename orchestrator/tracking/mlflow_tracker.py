@@ -26,6 +26,8 @@ TUNE_KEYS = {
     "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
     "iterations_since_restore", "experiment_tag", "config", "should_checkpoint", "epoch",
 }  # fmt: skip
+# Curves kept on the driver for the final plots; a search with more points reads MLflow back.
+MAX_CURVE_POINTS = 200_000
 STATUS_TO_MLFLOW = {"completed": "FINISHED", "stopped_early": "FINISHED", "errored": "FAILED"}
 
 
@@ -84,6 +86,7 @@ class MlflowTracker(Callback):
         self.metric = metric  # its curve is kept for the search's plots (see seen())
         self._curves: dict[str, list[tuple[int, float]]] = {}  # fresh trial id -> curve
         self._ended: dict[str, float] = {}  # trial id -> when it ended (epoch seconds)
+        self._points = 0
         self.run_ids: dict[str, str] = {}
         self.resume_steps: dict[str, int] = {}  # trial id -> last epoch recorded before a crash
         self.saved_trials: dict[str, list] = {}
@@ -114,6 +117,7 @@ class MlflowTracker(Callback):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._curves, self._ended = {}, {}  # a resumed driver saw no trial from its start
+        self._points = 0
         self._load_saved_runs()  # a resumed search continues the runs its writer created
         self._start()
 
@@ -233,7 +237,9 @@ class MlflowTracker(Callback):
         self._queue.put(("metrics", trial.trial_id, (metrics, step, int(time.time() * 1000))))
         curve = self._curves.get(trial.trial_id)
         if curve is not None and getattr(self, "metric", None) in metrics:
-            curve.append((step, metrics[self.metric]))
+            self._points += 1
+            if self._points <= MAX_CURVE_POINTS:
+                curve.append((step, metrics[self.metric]))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._end(trial, trial_status(trial, self.max_epochs, self.scheduler))
@@ -265,6 +271,8 @@ class MlflowTracker(Callback):
         """The metric's curve and end time of every trial this driver saw from start to end
         (what MLflow holds for them too), so the final plots need not read them back."""
         curves, ended = getattr(self, "_curves", {}), getattr(self, "_ended", {})
+        if getattr(self, "_points", 0) > MAX_CURVE_POINTS:
+            return {"curves": {}, "ended": {}}
         done = [t for t in curves if t in ended]
         return {"curves": {t: curves[t] for t in done}, "ended": {t: ended[t] for t in done}}
 
