@@ -22,7 +22,7 @@ from typing import Any
 from orchestrator.jsonio import write_json_atomic
 
 BATCH_SECONDS = 1.0  # how long events are gathered into one round of writes
-CONTROL = ("open", "flush", "close", "stop")  # events about the writer, not about a trial
+CONTROL = ("open", "flush", "close")  # events about the writer, not about a trial
 
 
 def writer_main(events, acks, driver):
@@ -44,13 +44,13 @@ def writer_main(events, acks, driver):
                 return
             continue
         deadline = time.monotonic() + BATCH_SECONDS
-        while batch[-1][0] not in ("flush", "close", "stop"):
+        while batch[-1][0] not in ("flush", "close"):
             try:
                 batch.append(events.get(timeout=max(0.0, deadline - time.monotonic())))
             except queue.Empty:
                 break
-        chunk: list = []
-        for event in batch + [("stop", None, None)]:
+        chunk: list = []  # a search's events since the last control event: one round
+        for event in batch:
             kind, _, payload = event
             if kind not in CONTROL:
                 chunk.append(event)
@@ -66,8 +66,8 @@ def writer_main(events, acks, driver):
                 acks.put((payload, dict(writer.run_ids), writer.errors[-5:]))
             elif kind == "close":  # the search was flushed before: nothing is waiting
                 writer = None
-        if batch[-1][0] == "stop":
-            return
+        if writer is not None and chunk:
+            writer.write(chunk)
 
 
 def _adopt(environment: dict[str, Any]) -> None:
