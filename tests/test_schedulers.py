@@ -325,3 +325,19 @@ def test_stop_reasons_and_exploits_survive_a_resume():
         assert fresh.stop_reasons == before.stop_reasons
         assert getattr(fresh, "exploits", None) == getattr(before, "exploits", None)
     assert pbt.trial_tags("r")["nasorch.pbt.donor"] == "t005"
+
+
+def test_the_remembered_result_is_plain_json():
+    from orchestrator.gate import Gate
+    from orchestrator.searchers import STRATEGIES
+    from orchestrator.searchers.tune_adapter import StrategySearcher
+    from search_spaces import SEARCH_SPACES
+
+    space = SEARCH_SPACES["mlp"](max_depth=2, widths=[32, 64])
+    searcher = StrategySearcher(
+        STRATEGIES["random"](space, seed=0), metric="acc", mode="max", base_config={},
+        gate=Gate(space),
+    )  # fmt: skip
+    arch = searcher.suggest("r")["arch"]
+    searcher.on_trial_result("r", {"acc": np.float32(0.5), "config": {"arch": arch}})
+    assert json.loads(json.dumps(searcher.get_state()))["live"]["r"]["own"] == {"acc": 0.5}

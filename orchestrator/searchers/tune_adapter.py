@@ -7,6 +7,7 @@ strategy itself never blocks, so trials really run side by side.
 from __future__ import annotations
 
 import json
+import numbers
 from typing import Any
 
 from ray.tune.search import Searcher
@@ -95,7 +96,12 @@ class StrategySearcher(Searcher):
         arch = (result.get("config") or {}).get("arch", entry["arch"]) if entry else None
         if entry is not None and arch == entry["arch"]:
             names = [self.metric, *self.objectives]
-            entry["own"] = {k: result[k] for k in names if k in result}
+            # Plain floats: the state is JSON, and a trainable may report numpy scalars.
+            entry["own"] = {
+                k: float(result[k])
+                for k in names
+                if isinstance(result.get(k), numbers.Real) and not isinstance(result[k], bool)
+            }
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         entry = self.live.pop(trial_id, None)
