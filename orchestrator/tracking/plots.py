@@ -116,35 +116,45 @@ def plot_learning_curves(
     best: str | None = None,
 ) -> str:
     """All trials' curves in one plot. Early-stopped trials are thin dashed lines ending in an
-    x, so what the scheduler cut is visible; the best trial is drawn on top, thick."""
+    x, so what the scheduler cut is visible; the best trial is drawn on top, thick. Curves of
+    one kind are one collection: a search of thousands of trials draws as fast as one of ten."""
+    from matplotlib.collections import LineCollection
+
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
-    seen: set[str] = set()
-    for name in sorted(histories, key=lambda n: n == best):  # the best trial last, on top
-        points = histories[name]
-        if not points:
-            continue
-        status = statuses.get(name, "completed")
+    groups: dict[str, list[list[tuple[int, float]]]] = {}
+    for name, points in histories.items():
+        if points and name != best:
+            groups.setdefault(statuses.get(name, "completed"), []).append(list(points))
+    for status, curves in sorted(groups.items()):
         style = dict(STATUS_STYLE.get(status, STATUS_STYLE["completed"]))
-        color = "C3" if name == best else ("C0" if status == "completed" else "0.5")
-        label = f"best ({name})" if name == best else status.replace("_", " ")
-        if name == best:
-            style.update(lw=2.5, alpha=1.0)
-        elif label in seen:
-            label = None
-        seen.add(label or "")
-        steps, values = zip(*points)
-        ax.plot(steps, values, color=color, label=label, **style)
+        color = "C0" if status == "completed" else "0.5"
+        label = status.replace("_", " ")
+        ax.add_collection(LineCollection(curves, colors=color, label=label, **_line(style)))
         if END_MARKER.get(status):
-            ax.plot(steps[-1], values[-1], END_MARKER[status], color=color, ms=5)
+            ends = [c[-1] for c in curves]
+            ax.plot(*zip(*ends), END_MARKER[status], color=color, ms=5)
+    if best is not None and histories.get(best):
+        status = statuses.get(best, "completed")
+        style = {**STATUS_STYLE.get(status, STATUS_STYLE["completed"]), "lw": 2.5, "alpha": 1.0}
+        steps, values = zip(*histories[best])
+        ax.plot(steps, values, color="C3", label=f"best ({best})", **style)
+        if END_MARKER.get(status):
+            ax.plot(steps[-1], values[-1], END_MARKER[status], color="C3", ms=5)
+    ax.autoscale_view()
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric)
     ax.set_title(f"Learning curves ({len(histories)} trials)")
     ax.grid(alpha=0.3)
-    if seen:
+    if groups or best is not None:
         ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _line(style: Mapping[str, Any]) -> dict[str, Any]:
+    """A Line2D style (lw, ls, alpha) as LineCollection arguments."""
+    return {"linewidths": style["lw"], "linestyles": style["ls"], "alpha": style["alpha"]}
 
 
 def plot_tradeoff(
