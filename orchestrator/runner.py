@@ -141,7 +141,8 @@ def run(
     )
     # Ray's JSON log (result.json) stays: resume recovers from it. Its CSV and TensorBoard
     # loggers are left out (MLflow has it all); they cost a thread and a file per trial.
-    callbacks: list[Any] = [tracker, SchedulerState(scheduler), JsonLoggerCallback()]
+    # The scheduler's records first: on resume the tracker tags with the restored stop reasons.
+    callbacks: list[Any] = [SchedulerState(scheduler), tracker, JsonLoggerCallback()]
     if progress:
         callbacks.append(Progress(cfg.metric, cfg.mode, cfg.num_samples, known_epochs, scheduler))
 

@@ -147,6 +147,7 @@ class MlflowTracker(Callback):
                 tags = {"nasorch.status": status}
                 if epochs:
                     tags["nasorch.epochs"] = str(epochs)
+                tags.update(self._scheduler_tags(trial_id))  # restored by SchedulerState first
                 self._queue.put(("end", trial_id, (tags, STATUS_TO_MLFLOW[status], None)))
 
     def _replay(self, trial_id: str) -> list[dict]:
@@ -255,9 +256,7 @@ class MlflowTracker(Callback):
         self._ended[trial.trial_id] = time.time()
         epochs = (trial.last_result or {}).get("training_iteration", 0)
         tags = {"nasorch.status": status, "nasorch.epochs": str(epochs)}
-        scheduler_tags = getattr(getattr(self, "scheduler", None), "trial_tags", None)
-        if scheduler_tags:  # why it was stopped (nasorch.stop_reason), PBT lineage
-            tags.update(scheduler_tags(trial.trial_id))
+        tags.update(self._scheduler_tags(trial.trial_id))
         error = None
         if status == "errored" and trial.error_file and os.path.exists(trial.error_file):
             with open(trial.error_file) as f:
@@ -265,6 +264,11 @@ class MlflowTracker(Callback):
             lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
             self.last_error = lines[-1][:300] if lines else None
         self._queue.put(("end", trial.trial_id, (tags, STATUS_TO_MLFLOW[status], error)))
+
+    def _scheduler_tags(self, trial_id: str) -> dict[str, str]:
+        """Why the scheduler stopped the trial (nasorch.stop_reason), its PBT lineage."""
+        tags = getattr(getattr(self, "scheduler", None), "trial_tags", None)
+        return tags(trial_id) if tags else {}
 
     # ---- driver API ------------------------------------------------------------------------
     def seen(self) -> dict[str, dict]:
