@@ -137,3 +137,48 @@ def test_sigkill_then_resume(tmp_path, started):
     started.append(again)
     out_again, _ = again.communicate(timeout=120)
     assert again.returncode == 0 and "already finished" in out_again
+
+
+def test_sigkill_then_resume_with_asha(tmp_path, started):
+    """ASHA's rungs and stop reasons go through the crash: every trial ends once, in one run,
+    and every early stop says why."""
+    cfg = config(tmp_path, "asha")
+    cfg["scheduler"] = {"name": "asha", "options": {"grace_period": 1, "reduction_factor": 2}}
+    (tmp_path / "asha.yaml").write_text(yaml.safe_dump(cfg))
+    driver = nasorch("run", "asha.yaml", "--quiet", cwd=tmp_path)
+    started.append(driver)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill once half the trials have reported
+        time.sleep(0.5)
+        state = next((tmp_path / "ray").glob("asha-*/nasorch_state.json"), None)
+        if state is not None and len(json.loads(state.read_text()).get("steps", {})) >= N // 2:
+            break
+        assert driver.poll() is None, driver.stdout.read()
+    else:
+        pytest.fail("the search did not get going in time")
+    kill_tree(driver)
+
+    folder = next((tmp_path / "ray").glob("asha-*"))
+    resumed = nasorch("resume", str(folder), "--quiet", cwd=tmp_path)
+    started.append(resumed)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    trials = trials_by_number(client, "asha")
+    assert sorted(trials) == list(range(1, N + 1))
+    statuses = []
+    for number, runs in trials.items():
+        assert len(runs) == 1, f"trial {number} has {len(runs)} child runs"
+        run = runs[0]
+        assert run.info.status == "FINISHED"
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "score")]
+        assert sorted(steps) == list(range(1, len(steps) + 1))  # none twice, none missing
+        status = run.data.tags["nasorch.status"]
+        statuses.append(status)
+        if status == "stopped_early":
+            assert run.data.tags["nasorch.stop_reason"].startswith("asha")
+            assert len(steps) < 3
+        else:
+            assert status == "completed" and len(steps) == 3
+    assert "stopped_early" in statuses and "completed" in statuses
