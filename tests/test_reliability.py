@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -107,3 +109,28 @@ def test_state_files_are_written_atomically(tmp_path, name, monkeypatch):
         write_json_atomic(path, {"v": 2})
     assert json.loads(path.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == [name]  # no temp file left behind
+
+
+def test_resume_backfill_reads_rays_staging_folder_too(tmp_path, monkeypatch):
+    """Ray writes result.json into its session's staging folder and copies it next to the
+    experiment only now and then: after a SIGKILL the newest results are only in the former."""
+    from orchestrator.tracking.recovery import unrecorded_results
+
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "tmp"))
+    experiment = tmp_path / "results" / "search-20261125-120000"
+
+    def results(folder, steps):
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = [
+            json.dumps({"trial_id": "a", "training_iteration": s, "timestamp": 100 + s, "x": s})
+            for s in steps
+        ]
+        (folder / "result.json").write_text("\n".join(lines) + "\n{torn")
+
+    results(experiment / "t001_a", [1, 2])  # the copy next to the experiment: behind
+    staging = "session_2026/artifacts/2026-11-25_12-00-00/search-20261125-120000/driver_artifacts"
+    results(tmp_path / "tmp" / "ray" / staging / "t001_a", [1, 2, 3, 4])
+    other = "session_2026/artifacts/2026-11-25_12-00-00/another-20261125-120000/driver_artifacts"
+    results(tmp_path / "tmp" / "ray" / other / "t001_a", [5])  # another search: not read
+    backlog = unrecorded_results(str(experiment), {"a": 1})
+    assert [r["training_iteration"] for r in backlog["a"]] == [2, 3, 4]

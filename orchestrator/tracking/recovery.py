@@ -2,7 +2,9 @@
 
 Ray's driver appends every result to the trial's `result.json` and flushes it at once; our
 MLflow writer is asynchronous. After a SIGKILL the gap between the two is read back from those
-files and written on resume, so no reported epoch is lost.
+files and written on resume, so no reported epoch is lost. Ray writes them first into a staging
+folder of its session (`<ray temp>/session_*/artifacts/*/<experiment>/driver_artifacts`) and
+copies them next to the experiment only from time to time, so both places are read.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from typing import Any
 
 def unrecorded_results(experiment_dir: str, recorded: dict[str, int]) -> dict[str, list[dict]]:
     """Trial id -> results (in order) with an epoch beyond `recorded[trial id]`."""
+    paths = glob.glob(os.path.join(experiment_dir, "*", "result.json"))
+    for staging in staging_dirs(os.path.basename(os.path.normpath(experiment_dir))):
+        paths += glob.glob(os.path.join(staging, "*", "result.json"))
     backlog: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(glob.glob(os.path.join(experiment_dir, "*", "result.json"))):
+    seen: set[tuple] = set()  # the same result in several copies of a file
+    for path in sorted(paths):
         with open(path) as f:
             for line in f:
                 try:
@@ -25,8 +31,23 @@ def unrecorded_results(experiment_dir: str, recorded: dict[str, int]) -> dict[st
                     continue
                 trial_id = result.get("trial_id")
                 step = int(result.get("training_iteration", 0))
-                if trial_id and step > recorded.get(trial_id, 0):
+                key = (trial_id, step, result.get("timestamp"), result.get("time_total_s"))
+                if trial_id and step > recorded.get(trial_id, 0) and key not in seen:
+                    seen.add(key)
                     backlog.setdefault(trial_id, []).append(result)
     for results in backlog.values():
         results.sort(key=lambda r: r.get("training_iteration", 0))
     return backlog
+
+
+def staging_dirs(experiment_name: str) -> list[str]:
+    """Ray's driver-side staging folders of this experiment, in every Ray session on this
+    machine (a resumed search runs in a new session; the crashed one's folder stays)."""
+    try:
+        from ray._common.utils import get_default_ray_temp_dir
+
+        root = get_default_ray_temp_dir()
+    except ImportError:  # Ray moved it: its usual place
+        root = os.path.join(os.environ.get("RAY_TMPDIR", "/tmp"), "ray")
+    pattern = os.path.join(root, "session_*", "artifacts", "*", experiment_name, "driver_artifacts")
+    return sorted(p for p in glob.glob(pattern) if "session_latest" not in p)
