@@ -10,6 +10,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -210,11 +211,18 @@ def resume_search(
         resume_errored=False,
         restart_errored=False,
     )
+    # For each resumed trial Ray looks for its result.json next to the experiment, where a crash
+    # may have left none (recovery.py reads the staging copy); that warning would only alarm.
+    logging.getLogger("ray.tune.logger.logger").addFilter(_no_missing_result_warning)
     searcher, callbacks = restored_components(tuner)
     tracker = next(c for c in callbacks if isinstance(c, MlflowTracker))
     if not progress:
         callbacks[:] = [c for c in callbacks if type(c).__name__ != "Progress"]
     return _execute(cfg, tuner, tracking, path, searcher, tracker)
+
+
+def _no_missing_result_warning(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Remote file not found")
 
 
 @contextlib.contextmanager
@@ -444,10 +452,13 @@ def count_unfinished(grid: Any, tracker: Any) -> int:
 
 
 def result_trial_id(result: Any) -> str:
-    """A Ray result's trial id, also for a trial that never reported (from its folder name)."""
-    return (result.metrics or {}).get("trial_id") or os.path.basename(result.path or "").rsplit(
-        "_", 1
-    )[-1]
+    """A Ray result's trial id, from its folder name (`trial_dirname`). Not from its last
+    metrics: after a PBT exploit those can carry another trial's id, and a trial that never
+    reported has none."""
+    name = os.path.basename((result.path or "").rstrip("/"))
+    if re.fullmatch(r"t\d+_\w+", name):
+        return name.rsplit("_", 1)[-1]
+    return (result.metrics or {}).get("trial_id") or name.rsplit("_", 1)[-1]
 
 
 def trial_dirname(trial: Any) -> str:

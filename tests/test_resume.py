@@ -182,3 +182,53 @@ def test_sigkill_then_resume_with_asha(tmp_path, started):
         else:
             assert status == "completed" and len(steps) == 3
     assert "stopped_early" in statuses and "completed" in statuses
+
+
+def test_sigkill_then_resume_with_pbt(tmp_path, started):
+    """After exploits the trials' configs carry their donors' architectures; the resumed search
+    still ends every trial once, in its own run (none closed as superseded)."""
+    cfg = config(tmp_path, "pbt")
+    cfg.update(num_samples=6, max_concurrent_trials=6)
+    cfg["scheduler"] = {
+        "name": "pbt",
+        "options": {"perturbation_interval": 1, "quantile_fraction": 0.5},
+    }
+    (tmp_path / "pbt.yaml").write_text(yaml.safe_dump(cfg))
+    driver = nasorch("run", "pbt.yaml", "--quiet", cwd=tmp_path)
+    started.append(driver)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill once about half the epochs are reported
+        time.sleep(0.5)
+        state = next((tmp_path / "ray").glob("pbt-*/nasorch_state.json"), None)
+        if state is not None and sum(json.loads(state.read_text()).get("steps", {}).values()) >= 8:
+            break
+        assert driver.poll() is None, driver.stdout.read()
+    else:
+        pytest.fail("the search did not get going in time")
+    kill_tree(driver)
+
+    folder = next((tmp_path / "ray").glob("pbt-*"))
+    resumed = nasorch("resume", str(folder), "--quiet", cwd=tmp_path)
+    started.append(resumed)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert "Remote file not found" not in out
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    trials = trials_by_number(client, "pbt")
+    assert sorted(trials) == list(range(1, 7))
+    for number, runs in trials.items():
+        assert len(runs) == 1, f"trial {number} has {len(runs)} child runs"
+        assert runs[0].info.status == "FINISHED"
+        assert runs[0].data.tags["nasorch.status"] == "completed"
+
+
+def test_a_results_trial_id_comes_from_its_folder():
+    from types import SimpleNamespace
+
+    from orchestrator.runner import result_trial_id
+
+    exploited = SimpleNamespace(path="/r/pbt-1/t006_77ca5485", metrics={"trial_id": "019cd48c"})
+    assert result_trial_id(exploited) == "77ca5485"
+    never_reported = SimpleNamespace(path="/r/pbt-1/t002_b31eec1c", metrics={})
+    assert result_trial_id(never_reported) == "b31eec1c"
