@@ -71,6 +71,29 @@ def trials_by_number(client: MlflowClient, experiment: str) -> dict[int, list]:
     return out
 
 
+def crash_and_resume(tmp_path: Path, started: list, name: str, ready) -> str:
+    """Run config `name`.yaml, SIGKILL its driver once `ready(steps)` holds for the epochs
+    recorded so far (trial id -> last epoch), resume it, and return the resumed run's output."""
+    driver = nasorch("run", f"{name}.yaml", "--quiet", cwd=tmp_path)
+    started.append(driver)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = next((tmp_path / "ray").glob(f"{name}-*/nasorch_state.json"), None)
+        if state is not None and ready(json.loads(state.read_text()).get("steps", {})):
+            break
+        assert driver.poll() is None, driver.stdout.read()
+    else:
+        pytest.fail("the search did not get going in time")
+    kill_tree(driver)
+    folder = next((tmp_path / "ray").glob(f"{name}-*"))
+    resumed = nasorch("resume", str(folder), "--quiet", cwd=tmp_path)
+    started.append(resumed)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    return out
+
+
 @pytest.fixture
 def started():
     procs: list[subprocess.Popen] = []
@@ -84,27 +107,12 @@ def test_sigkill_then_resume(tmp_path, started):
     (tmp_path / "crash.yaml").write_text(yaml.safe_dump(config(tmp_path, "crash")))
     (tmp_path / "whole.yaml").write_text(yaml.safe_dump(config(tmp_path, "whole")))
 
-    driver = nasorch("run", "crash.yaml", "--quiet", cwd=tmp_path)
-    started.append(driver)
     db = tmp_path / "mlflow.db"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # kill once a few trials have finished all epochs
-        time.sleep(0.5)
-        state = next((tmp_path / "ray").glob("crash-*/nasorch_state.json"), None)
-        if state is not None:
-            steps = json.loads(state.read_text()).get("steps", {})
-            if sum(step == 3 for step in steps.values()) >= 3:
-                break
-        assert driver.poll() is None, driver.stdout.read()
-    else:
-        pytest.fail("the search did not get going in time")
-    kill_tree(driver)
-
+    # killed once a few trials have finished all epochs
+    crash_and_resume(
+        tmp_path, started, "crash", lambda steps: sum(s == 3 for s in steps.values()) >= 3
+    )
     folder = next((tmp_path / "ray").glob("crash-*"))
-    resumed = nasorch("resume", str(folder), "--quiet", cwd=tmp_path)
-    started.append(resumed)
-    out, _ = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, out
 
     whole = nasorch("run", "whole.yaml", "--quiet", cwd=tmp_path)
     started.append(whole)
@@ -145,24 +153,8 @@ def test_sigkill_then_resume_with_asha(tmp_path, started):
     cfg = config(tmp_path, "asha")
     cfg["scheduler"] = {"name": "asha", "options": {"grace_period": 1, "reduction_factor": 2}}
     (tmp_path / "asha.yaml").write_text(yaml.safe_dump(cfg))
-    driver = nasorch("run", "asha.yaml", "--quiet", cwd=tmp_path)
-    started.append(driver)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # kill once half the trials have reported
-        time.sleep(0.5)
-        state = next((tmp_path / "ray").glob("asha-*/nasorch_state.json"), None)
-        if state is not None and len(json.loads(state.read_text()).get("steps", {})) >= N // 2:
-            break
-        assert driver.poll() is None, driver.stdout.read()
-    else:
-        pytest.fail("the search did not get going in time")
-    kill_tree(driver)
-
-    folder = next((tmp_path / "ray").glob("asha-*"))
-    resumed = nasorch("resume", str(folder), "--quiet", cwd=tmp_path)
-    started.append(resumed)
-    out, _ = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, out
+    # killed once half the trials have reported
+    crash_and_resume(tmp_path, started, "asha", lambda steps: len(steps) >= N // 2)
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     trials = trials_by_number(client, "asha")
@@ -194,24 +186,8 @@ def test_sigkill_then_resume_with_pbt(tmp_path, started):
         "options": {"perturbation_interval": 1, "quantile_fraction": 0.5},
     }
     (tmp_path / "pbt.yaml").write_text(yaml.safe_dump(cfg))
-    driver = nasorch("run", "pbt.yaml", "--quiet", cwd=tmp_path)
-    started.append(driver)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # kill once about half the epochs are reported
-        time.sleep(0.5)
-        state = next((tmp_path / "ray").glob("pbt-*/nasorch_state.json"), None)
-        if state is not None and sum(json.loads(state.read_text()).get("steps", {}).values()) >= 8:
-            break
-        assert driver.poll() is None, driver.stdout.read()
-    else:
-        pytest.fail("the search did not get going in time")
-    kill_tree(driver)
-
-    folder = next((tmp_path / "ray").glob("pbt-*"))
-    resumed = nasorch("resume", str(folder), "--quiet", cwd=tmp_path)
-    started.append(resumed)
-    out, _ = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, out
+    # killed once about half the epochs are reported
+    out = crash_and_resume(tmp_path, started, "pbt", lambda steps: sum(steps.values()) >= 8)
     assert "Remote file not found" not in out
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
