@@ -12,8 +12,6 @@ import math
 import os
 import re
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from orchestrator.config import RESULTS_DIR, default_tracking_uri
 from orchestrator.errors import UserError
 from orchestrator.report import to_markdown
 from orchestrator.tracking.plots import best_so_far, child_runs
+from orchestrator.tracking.session import client_for, runs_page_url
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 SEARCH_FILTER = "tags.`nasorch.role` = 'search'"
@@ -74,23 +73,9 @@ def execute(args: argparse.Namespace) -> int:
 def open_client(uri: str) -> Any:
     """An MlflowClient on `uri`, refusing a server that does not answer and a local store that
     does not exist (MLflow would silently create an empty one)."""
-    import logging
-
-    from mlflow.tracking import MlflowClient
-
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    if uri.startswith(("http://", "https://")):
-        try:
-            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
-            raise UserError(
-                f"--tracking-uri: MLflow server at {uri} is unreachable ({reason})"
-            ) from None
-    elif uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         raise UserError(f"--tracking-uri: no MLflow store at {uri.removeprefix('sqlite:///')}")
-    return MlflowClient(tracking_uri=uri)
+    return client_for(uri, field="--tracking-uri")
 
 
 def resolve_searches(client: Any, refs: list[str], uri: str) -> list[Any]:
@@ -257,12 +242,6 @@ def plot_comparison(summaries: list[dict], path: str | os.PathLike) -> str:
 
 
 # ---- `nasorch ui` --------------------------------------------------------------------------
-
-
-def runs_page_url(base: str, experiment_id: str) -> str:
-    """The experiment's training runs. MLflow 3.17 picks its GenAI or model-training layout
-    from the workflowType parameter, not from the experiment's tag, so name it."""
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def newest_search_url(uri: str, base: str) -> str | None:

@@ -6,7 +6,8 @@
 - `nasorch_done.json`: written last, when the search has finished and been recorded.
 
 Ray snapshots the trials, the searcher (our JSON state) and the callbacks' states together; the
-scheduler is not part of Ray's snapshot, so `SchedulerState`, a callback, carries ASHA's rungs.
+scheduler is not part of Ray's snapshot, so `SchedulerState`, a callback, carries its records
+(stop reasons, PBT exploits) and ASHA's rungs.
 """
 
 from __future__ import annotations

@@ -252,10 +252,10 @@ def _resources(cfg: ExperimentConfig) -> dict[str, float]:
 
 def _connect(cfg: ExperimentConfig, address: str | None) -> None:
     # Ray warns when per-epoch checkpoints trigger many state snapshots; they are cheap here.
+    # Their period is left to Ray (after trial checkpoints, else adaptive): a fixed 2 s period
+    # halved throughput with 200 trials (benchmarks/overhead.py), and what a crash loses between
+    # snapshots is redone on resume.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Ray snapshots the experiment (trials, searcher, scheduler) after trial checkpoints and
-    # otherwise on its own adaptive period; a fixed 2 s period halved throughput with 200 trials
-    # (benchmarks/overhead.py), and what a crash loses between snapshots is redone on resume.
     # Our own progress line replaces Tune's console output (its new engine ignores verbose=0).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # MLflow prints "View run ... at: URL" for every run it ends on a server; we print our own.

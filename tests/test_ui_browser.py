@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 import orchestrator
-from orchestrator.compare import runs_page_url
+from orchestrator.tracking.session import runs_page_url
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:

@@ -3,11 +3,11 @@
 On the first ask, a supernet holding every operation on every edge is trained once on digits
 with uniform path sampling (`torch_models/nb201_supernet.py`), in a Ray task when Ray is running
 (on a GPU with `gpus`), and `candidates` distinct random cells are scored with the weights they
-inherit (seconds for all of them). Asks then hand out the
-`top_k` best-scored cells for standalone training, followed by `calibration` cells spread evenly
-over the rest of the ranking, so that the Kendall tau between supernet score and trained result
-(`summary()`) is measured over the whole range of scores, not only among near-ties at the top;
-after those, the remaining cells in ranking order. The state keeps the scores and the ranking,
+inherit (seconds for all of them). Asks then hand out the `top_k` best-scored cells for
+standalone training, followed by `calibration` cells spread evenly over the rest of the ranking,
+so that the Kendall tau between supernet score and trained result (`summary()`) is measured over
+the whole range of scores, not only among near-ties at the top; after those, the remaining cells
+in ranking order. The state keeps the scores and the ranking,
 not the weights: a restored search continues with the same suggestions without retraining.
 """
 
@@ -119,7 +119,7 @@ class SupernetSearch(Strategy):
         cells = [arch["edges"] for arch in candidates]
         # The rest of the random stream goes with the job, so where it runs changes nothing.
         job = (cells, self.options, self.space.C, self.space.N, self.rng)
-        ray = sys.modules.get("ray")  # imported (and started) by the runner, never by tests
+        ray = sys.modules.get("ray")  # a strategy never imports Ray; the runner starts it
         if ray is not None and ray.is_initialized():
             # On a Ray worker, not the driver: with `gpus`, on a GPU; the trials' slots are
             # still free at the first ask.

@@ -105,17 +105,20 @@ class MlflowTracker(Callback):
             self.tracking_uri, self.experiment_id, self.parent_run_id, self.state_path,
             dict(self.run_ids),
         )  # fmt: skip
-        self._queue, self._acks, self._proc = (
-            self._writer.events, self._writer.acks, self._writer.process,
-        )  # fmt: skip
+
+    @property
+    def _queue(self) -> Any:
+        """Where the Tune hooks put their events: the writer's queue."""
+        return self._writer.events
 
     # Ray pickles callbacks with the experiment state; the writer is restarted, not pickled.
     def __getstate__(self) -> dict:
-        skip = ("_queue", "_acks", "_proc", "_writer")
-        return {k: v for k, v in self.__dict__.items() if k not in skip}
+        return {k: v for k, v in self.__dict__.items() if k != "_writer"}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        for name in ("scheduler", "metric"):  # a snapshot by an older nasorch lacks them
+            self.__dict__.setdefault(name, None)
         self._curves, self._ended = {}, {}  # a resumed driver saw no trial from its start
         self._points = 0
         self._load_saved_runs()  # a resumed search continues the runs its writer created
@@ -229,7 +232,7 @@ class MlflowTracker(Callback):
             }
             tags = {k: str(v) for k, v in where.items() if v}
             self._queue.put(("tags", trial.trial_id, tags))
-        notes = getattr(getattr(self, "scheduler", None), "result_notes", None)
+        notes = getattr(self.scheduler, "result_notes", None)
         if notes:  # PBT: the hyperparameters in force (hp_*) and, after an exploit, the lineage
             extra, lineage = notes(trial.trial_id, result)
             metrics.update(extra)
@@ -237,7 +240,7 @@ class MlflowTracker(Callback):
                 self._queue.put(("tags", trial.trial_id, lineage))
         self._queue.put(("metrics", trial.trial_id, (metrics, step, int(time.time() * 1000))))
         curve = self._curves.get(trial.trial_id)
-        if curve is not None and getattr(self, "metric", None) in metrics:
+        if curve is not None and self.metric in metrics:
             self._points += 1
             if self._points <= MAX_CURVE_POINTS:
                 curve.append((step, metrics[self.metric]))
@@ -267,32 +270,35 @@ class MlflowTracker(Callback):
 
     def _scheduler_tags(self, trial_id: str) -> dict[str, str]:
         """Why the scheduler stopped the trial (nasorch.stop_reason), its PBT lineage."""
-        tags = getattr(getattr(self, "scheduler", None), "trial_tags", None)
+        tags = getattr(self.scheduler, "trial_tags", None)
         return tags(trial_id) if tags else {}
 
     # ---- driver API ------------------------------------------------------------------------
     def seen(self) -> dict[str, dict]:
         """The metric's curve and end time of every trial this driver saw from start to end
         (what MLflow holds for them too), so the final plots need not read them back."""
-        curves, ended = getattr(self, "_curves", {}), getattr(self, "_ended", {})
-        if getattr(self, "_points", 0) > MAX_CURVE_POINTS:
+        if self._points > MAX_CURVE_POINTS:
             return {"curves": {}, "ended": {}}
-        done = [t for t in curves if t in ended]
-        return {"curves": {t: curves[t] for t in done}, "ended": {t: ended[t] for t in done}}
+        done = [t for t in self._curves if t in self._ended]
+        return {
+            "curves": {t: self._curves[t] for t in done},
+            "ended": {t: self._ended[t] for t in done},
+        }
 
     def flush(self, timeout: float = 300.0) -> None:
         """Block until everything queued so far is written; learn the runs' ids."""
-        if not self._proc.is_alive():
+        process = self._writer.process
+        if not process.is_alive():
             raise RuntimeError(
-                f"the MLflow writer process died (exit code {self._proc.exitcode}); results are "
+                f"the MLflow writer process died (exit code {process.exitcode}); results are "
                 f"kept in Ray's folder and written to MLflow by `nasorch resume`"
             )
         self._flushes += 1
         self._queue.put(("flush", None, self._flushes))
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._proc.is_alive():
+        while time.monotonic() < deadline and process.is_alive():
             try:
-                token, run_ids, errors = self._acks.get(timeout=1.0)
+                token, run_ids, errors = self._writer.acks.get(timeout=1.0)
             except queue.Empty:
                 continue
             self.run_ids.update(run_ids)

@@ -42,14 +42,16 @@ def mask_secrets(value: Any) -> Any:
     return value
 
 
-def check_reachable(uri: str, timeout: float = 5.0) -> None:
+def check_reachable(uri: str, timeout: float = 5.0, field: str = "tracking.uri") -> None:
+    """A tracking server that does not answer fails in seconds; `field` names the user's input
+    in the error."""
     if not uri.startswith(("http://", "https://")):
         return
     try:
         urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).read()
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise UserError(f"tracking.uri: MLflow server at {uri} is unreachable ({reason})") from None
+        raise UserError(f"{field}: MLflow server at {uri} is unreachable ({reason})") from None
 
 
 def _local_artifact_root(uri: str) -> str | None:
@@ -78,13 +80,13 @@ def get_experiment(client: Any, name: str, uri: str) -> str:
     return exp.experiment_id
 
 
-def _client(uri: str) -> Any:
+def client_for(uri: str, field: str = "tracking.uri") -> Any:
     """An MlflowClient on a store that answers (a server is checked first, in seconds)."""
     from mlflow.tracking import MlflowClient
 
     for name in ("mlflow", "alembic"):  # mlflow sets its own levels when first imported
         logging.getLogger(name).setLevel(logging.WARNING)
-    check_reachable(uri)
+    check_reachable(uri, field=field)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -93,7 +95,7 @@ def connect_store(cfg: ExperimentConfig) -> tuple[Any, str]:
     MLflow, creating or migrating the store), so the runner does it while Ray starts."""
     uri = cfg.tracking_uri()
     _local_artifact_root(uri)
-    client = _client(uri)
+    client = client_for(uri)
     try:
         return client, get_experiment(client, cfg.experiment_name(), uri)
     except Exception as e:  # a broken store URI: say which, not a traceback
@@ -132,7 +134,7 @@ def open_search(cfg: ExperimentConfig, store: tuple[Any, str] | None = None) -> 
 def reopen_search(cfg: ExperimentConfig, parent_run_id: str) -> Tracking:
     """The parent run of a search being resumed, marked running again."""
     uri = cfg.tracking_uri()
-    client = _client(uri)
+    client = client_for(uri)
     try:
         run = client.get_run(parent_run_id)
     except Exception as e:
@@ -196,11 +198,17 @@ def end(tracking: Tracking, status: str) -> None:
     tracking.client.set_terminated(tracking.parent_run_id, status=status)
 
 
+def runs_page_url(base: str, experiment_id: str) -> str:
+    """The experiment's training runs. MLflow 3.17 picks its GenAI or model-training layout
+    from the workflowType parameter, not from the experiment's tag, so name it."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
 def ui_hint(uri: str, experiment_id: str) -> str:
     if uri.startswith(("http://", "https://")):
-        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+        return runs_page_url(uri, experiment_id)
     flag = "" if uri == default_tracking_uri() else f" --tracking-uri '{uri}'"
-    page = f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    page = runs_page_url("http://127.0.0.1:5000", experiment_id)
     return f"nasorch ui{flag}   # then open {page}"
 
 
