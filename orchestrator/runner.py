@@ -348,12 +348,13 @@ def init_ray(address: str | None) -> None:
     """A local Ray on loopback by default; `address` joins an existing cluster."""
     import ray
 
+    if address:  # a bad address is the user's error even when this process has Ray already
+        _check_address(address)
     if ray.is_initialized():
         return
     logging.getLogger("ray").setLevel(logging.WARNING)
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address:
-        _check_address(address)
         kwargs["address"] = address
     else:
         # A laptop run starts its own Ray, bound to loopback; no token is needed there. On a
