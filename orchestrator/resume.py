@@ -46,8 +46,9 @@ def find_experiment(ref: str | os.PathLike, storage_path: str | None = None) -> 
 
 
 def latest_experiment(storage_path: str, name: str) -> str | None:
+    """The newest folder of search `name` under `storage_path`; None for a path, not a name."""
     root = Path(storage_path)
-    if not root.is_dir():
+    if not root.is_dir() or Path(name).name != name:
         return None
     candidates = sorted(
         p

@@ -140,7 +140,8 @@ def test_unreachable_ray(address, tmp_path, capsys, monkeypatch):
         (["bench", "--searchers", "random,nope"], "nope"),
     ],
 )
-def test_bad_commands(argv, expected, capsys):
+def test_bad_commands(argv, expected, capsys, workdir):
+    (workdir / "nasorch_results" / "ray").mkdir(parents=True)  # searches are looked up there
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
