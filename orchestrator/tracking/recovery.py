@@ -12,7 +12,20 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 from typing import Any
+
+_TRIAL_DIR = re.compile(r"t\d+_\w+")
+
+
+def trial_id_from_dirname(name: str) -> str | None:
+    """The trial id in a folder nasorch named (`t007_1a2b3c4d` -> `1a2b3c4d`), or None for a
+    folder not named that way. A trial's own id: after a PBT exploit its metrics can carry the
+    donor's."""
+    name = os.path.basename(name.rstrip("/"))
+    if _TRIAL_DIR.fullmatch(name):
+        return name.rsplit("_", 1)[-1]
+    return None
 
 
 def unrecorded_results(experiment_dir: str, recorded: dict[str, int]) -> dict[str, list[dict]]:
@@ -23,13 +36,14 @@ def unrecorded_results(experiment_dir: str, recorded: dict[str, int]) -> dict[st
     backlog: dict[str, list[dict[str, Any]]] = {}
     seen: set[tuple] = set()  # the same result in several copies of a file
     for path in sorted(paths):
+        folder_id = trial_id_from_dirname(os.path.dirname(path))
         with open(path) as f:
             for line in f:
                 try:
                     result = json.loads(line)
                 except ValueError:  # the last line may be torn by the crash
                     continue
-                trial_id = result.get("trial_id")
+                trial_id = folder_id or result.get("trial_id")
                 step = int(result.get("training_iteration", 0))
                 key = (trial_id, step, result.get("timestamp"), result.get("time_total_s"))
                 if trial_id and step > recorded.get(trial_id, 0) and key not in seen:
