@@ -84,10 +84,54 @@ def test_tpe_learns_and_its_state_roundtrips():
     assert [clone.ask() for _ in range(3)] == [strat.ask() for _ in range(3)]
 
 
-def test_multi_objective_nsga2():
-    space = Space({"x": Float(0, 1)})
-    strat = OptunaStrategy(space, sampler="nsga2", directions=["maximize", "minimize"], seed=0)
-    for _ in range(10):
+def _front(points: dict[int, tuple[float, float]], signs: tuple[int, int]) -> set[int]:
+    """Numbers of the non-dominated points; `signs` +1 maximises an objective, -1 minimises it."""
+
+    def dominates(a, b):
+        a = [s * v for s, v in zip(signs, a)]
+        b = [s * v for s, v in zip(signs, b)]
+        return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+
+    return {n for n, p in points.items() if not any(dominates(q, p) for q in points.values())}
+
+
+def test_multi_objective_nsga2_front_and_directions():
+    """Conflicting objectives: maximise x, minimise x^2 + y. The study's front must be the
+    non-dominated set of the told values under these directions, not every point."""
+    space = Space({"x": Float(0, 1), "y": Float(0, 1)})
+    strat = OptunaStrategy(
+        space,
+        sampler="nsga2",
+        sampler_options={"population_size": 10},
+        directions=["maximize", "minimize"],
+        seed=0,
+    )
+    assert isinstance(strat.study.sampler, optuna.samplers.NSGAIISampler)
+    told = {}
+    for _ in range(60):
         arch = strat.ask()
-        strat.tell(arch, [arch["x"], arch["x"] ** 2])
-    assert len(strat.study.best_trials) >= 1
+        values = (arch["x"], arch["x"] ** 2 + arch["y"])
+        strat.tell(arch, list(values))
+        told[strat.study.trials[-1].number] = values
+    assert [tuple(t.values) for t in strat.study.trials] == list(told.values())
+
+    expected = _front(told, (1, -1))
+    assert {t.number for t in strat.study.best_trials} == expected
+    assert 1 < len(expected) < len(told) // 2  # a real trade-off, and most points are dominated
+    assert _front(told, (1, 1)) != expected  # the directions matter to the front
+
+    # NSGA-II selects towards the front: later generations waste little on y (uniform: 0.5).
+    ys = [t.params["y"] for t in strat.study.trials]
+    assert sum(ys[-20:]) / 20 < 0.4
+
+    # A point better in both objectives than a front member dominates it, and only that one.
+    member = max(expected, key=lambda n: strat.study.trials[n].params["y"])
+    x, f2 = told[member]
+    better = {"x": x + 1e-3, "y": 0.0}
+    values = (better["x"], better["x"] ** 2)
+    assert values[0] > x and values[1] < f2
+    strat.tell(better, list(values))  # not asked for: recorded as it is told
+    told[len(strat.study.trials) - 1] = values
+    front = {t.number for t in strat.study.best_trials}
+    assert member not in front and len(strat.study.trials) - 1 in front
+    assert front == _front(told, (1, -1))
