@@ -3,7 +3,9 @@ MlflowClient."""
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -95,11 +97,30 @@ def test_child_runs_per_trial_with_curves(search):
         assert run.data.metrics["num_params"] == row.num_params > 0
 
 
+def _surely_running(experiment_path: str) -> dict[str, tuple[float, float]]:
+    """Trial folder -> a span of seconds in which the trial was certainly running, from the
+    times the trial itself measured (Ray's per-result `timestamp`, whole seconds, and
+    `time_total_s`): it ended at or after its last result's timestamp, and it started at least
+    `time_total_s` before its true end, which is under that timestamp + 1."""
+    spans = {}
+    for path in sorted(glob.glob(os.path.join(experiment_path, "t*_*", "result.json"))):
+        with open(path) as f:
+            last = [json.loads(line) for line in f if line.strip()][-1]
+        end = float(last["timestamp"])
+        spans[os.path.basename(os.path.dirname(path))] = (end + 1 - last["time_total_s"], end)
+    return spans
+
+
 def test_trials_ran_concurrently(search):
-    _, _, children = _runs(search)
-    spans = sorted((r.info.start_time, r.info.end_time) for r in children)
-    overlaps = sum(spans[i + 1][0] < spans[i][1] for i in range(len(spans) - 1))
-    assert overlaps >= 1
+    spans = _surely_running(search.experiment_path)
+    assert len(spans) == 6
+    overlapping = [
+        (a, b)
+        for a, (start_a, end_a) in spans.items()
+        for b, (start_b, end_b) in spans.items()
+        if a < b and max(start_a, start_b) < min(end_a, end_b)
+    ]
+    assert overlapping, spans
 
 
 def test_best_model_is_logged_and_loads(search):
@@ -233,11 +254,40 @@ def test_multi_objective_front(ray_local, workdir):
     )
     front = pd.read_csv(f"{result.experiment_path}/pareto_front.csv")
     assert len(front) == result.summary["pareto_points"] >= 1
-    assert result.summary["hypervolume"] >= 0
+    # The front and its hypervolume recomputed from the search's own trials. The reference point
+    # (orchestrator/frontier.py) is the worst value seen in each objective: the lowest accuracy
+    # and the most parameters.
+    done = result.trials[result.trials["status"] != "errored"]
+    points = {
+        row.trial: (float(row.val_accuracy), float(row.num_params)) for row in done.itertuples()
+    }
+    on_front = {
+        t: (acc, n)
+        for t, (acc, n) in points.items()
+        if not any(a >= acc and m <= n and (a, m) != (acc, n) for a, m in points.values())
+    }
+    assert set(front["trial"]) == set(on_front)
+    reference = (min(a for a, _ in points.values()), max(n for _, n in points.values()))
+    expected = _dominated_area(list(on_front.values()), reference)
+    assert expected > 0
+    assert result.summary["hypervolume"] == pytest.approx(expected, rel=1e-9)
     client, parents, _ = _runs(result)
     arts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"pareto_front.csv", "pareto_front.png"} <= arts
     assert "hypervolume" in parents[0].data.metrics
+
+
+def _dominated_area(front: list[tuple[float, float]], reference: tuple[float, float]) -> float:
+    """Area of (accuracy up, params down) dominated by `front` within `reference`, summed over
+    the cells of the grid the points' coordinates draw (no sweep, unlike pareto.py)."""
+    xs = sorted({reference[0], *(a for a, _ in front)})
+    ys = sorted({reference[1], *(n for _, n in front)})
+    area = 0.0
+    for x0, x1 in zip(xs, xs[1:]):
+        for y0, y1 in zip(ys, ys[1:]):
+            if any(a >= x1 and n <= y0 for a, n in front):
+                area += (x1 - x0) * (y1 - y0)
+    return area
 
 
 def test_single_objective_searchers_refuse_several_objectives():
