@@ -1,0 +1,73 @@
+"""Seeded search-quality regression on the NAS-Bench-201 CIFAR-10 table.
+
+Every searcher runs 10 seeds x 100 evaluations with its default options through the very driver
+`nasorch bench` uses (`orchestrator.bench.run_one`: ask, look the architecture up in the table,
+tell), and must beat random search on the mean best test accuracy found. Beating random alone
+would let a searcher that stopped learning pass about half the time (its mean is random's, give
+or take a standard error of ~0.1 points over 10 seeds), so each must also clear a margin: 0.2
+points for REA, TPE, local and guided (they lead random by ~0.5); REINFORCE leads by only ~0.2
+at 100 evaluations, so it and random get 50 seeds (cheap: no model) and a margin of 0.1.
+About 10 s on 2 cores, TPE and guided taking most of it. The table is $NASORCH_NB201_TABLE or
+../shared/data/nb201_cifar10.csv beside the repo.
+"""
+
+from __future__ import annotations
+
+from statistics import mean
+
+import pytest
+
+from orchestrator.bench import run_one
+from trainables.tabular import default_table_path
+
+SEEDS = 10
+BUDGET = 100
+# searcher -> (seeds, margin over random's mean on those seeds, in accuracy points)
+MARGINS = {
+    "rea": (SEEDS, 0.2),
+    "reinforce": (50, 0.1),
+    "tpe": (SEEDS, 0.2),
+    "local": (SEEDS, 0.2),
+    "guided": (SEEDS, 0.2),
+}
+
+
+@pytest.fixture(scope="module")
+def best_found() -> dict[str, list[float]]:
+    """Searcher -> the best test accuracy found in BUDGET evaluations, one per seed 0, 1, ..."""
+    job = {
+        "table": default_table_path(),
+        "arch_column": "arch",
+        "metric_column": "test_accuracy",
+        "mode": "max",
+        "space": "nb201",
+        "space_options": {},
+        "budget": BUDGET,
+        "objective2": None,
+    }
+    seeds = {name: n for name, (n, _) in MARGINS.items()}
+    seeds["random"] = max(seeds.values())
+    found = {}
+    for name, n in seeds.items():
+        runs = [run_one(job, name, seed) for seed in range(n)]
+        assert all(len(r["curve"]) == BUDGET for r in runs)
+        found[name] = [r["curve"][-1] for r in runs]
+    return found
+
+
+def _means(found: dict[str, list[float]], seeds: int) -> dict[str, float]:
+    return {name: round(mean(v[:seeds]), 4) for name, v in found.items() if len(v) >= seeds}
+
+
+@pytest.mark.parametrize("name", MARGINS)
+def test_searcher_beats_random(best_found, name):
+    means = _means(best_found, SEEDS)
+    assert means[name] > means["random"], f"{SEEDS} seeds: {means}"
+    seeds, margin = MARGINS[name]
+    means = _means(best_found, seeds)
+    assert means[name] > means["random"] + margin, f"{seeds} seeds, margin {margin}: {means}"
+
+
+def test_guided_is_at_least_as_good_as_tpe(best_found):
+    means = _means(best_found, SEEDS)
+    assert means["guided"] >= means["tpe"], f"{SEEDS} seeds: {means}"
