@@ -27,10 +27,16 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def _escape(text: str) -> str:
+    """A cell's text kept inside its cell: `|` (NB201 archs are `|nor_conv_3x3~0|+|...`) as `\\|`,
+    line breaks as spaces."""
+    return " ".join(text.splitlines()).replace("|", "\\|")
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
     """A Markdown table that also reads well in a terminal (no extra dependency)."""
-    header = [str(c) for c in frame.columns]
-    rows = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    header = [_escape(str(c)) for c in frame.columns]
+    rows = [[_escape(_cell(v)) for v in row] for row in frame.itertuples(index=False)]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
 
     def line(cells: list[str]) -> str:
