@@ -321,6 +321,17 @@ class Space(SearchSpace):
         _check_dict(self.params, arch, "")
         return arch
 
+    def describe(self, arch: Arch) -> str:
+        """`lr=0.022,layers=2,layers.0.w=16`: floats to 3 significant digits (`1.23e-05` when
+        small or large), so run names stay short; the exact values are in the params."""
+        return ",".join(f"{k}={_short(v)}" for k, v in self.to_params(arch).items())
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
 
 # ---- YAML / dict form -------------------------------------------------------------------------
 

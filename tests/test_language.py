@@ -160,3 +160,32 @@ def test_log_float_samples_at_the_bounds_stay_inside_them():
     p = Float(1e-3, 1e-2, log=True)
     for u in (0.0, 1.0, 1.5, -0.5):
         p.check(p._from_unit(u), "lr")
+
+
+def test_describe_rounds_floats_for_run_names():
+    space = Space(
+        {
+            "lr": Float(1e-6, 1e-1, log=True),
+            "layers": Repeat(1, 2, {"w": Choice([16, 32])}),
+            "act": Choice(["relu", "tanh"]),
+            "momentum": Fixed(0.9),
+            "scale": Float(0, 1e6),
+        }
+    )
+    arch = {
+        "lr": 0.02195773446539457,
+        "layers": [{"w": 16}],
+        "act": "relu",
+        "momentum": 0.9,
+        "scale": 123456.789,
+    }
+    assert (
+        space.describe(arch)
+        == "lr=0.022,layers=1,layers.0.w=16,act=relu,momentum=0.9,scale=1.23e+05"
+    )
+    assert space.describe({**arch, "lr": 1.2345678e-05}).startswith("lr=1.23e-05,")
+    # every sampled name is short: no float spills its 17 digits
+    rng = random.Random(0)
+    for _ in range(50):
+        for part in space.describe(space.sample(rng)).split(","):
+            assert len(part.split("=", 1)[1]) <= 8, part
