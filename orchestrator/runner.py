@@ -31,6 +31,7 @@ from orchestrator.config import RESULTS_DIR, ExperimentConfig, load_config
 from orchestrator.errors import SearchFinished, UserError, first_line
 from orchestrator.frontier import FRONT_CSV, objective_names, write_front
 from orchestrator.jsonio import write_json_atomic
+from orchestrator.ray_session import check_resources, init_ray
 from orchestrator.report import leaderboard, to_markdown
 from orchestrator.resume import (
     CONFIG_FILE,
@@ -262,6 +263,7 @@ def _connect(cfg: ExperimentConfig, address: str | None) -> None:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     address = address or os.environ.get("RAY_ADDRESS")  # set by `ray job submit` for its job
     init_ray(address)
+    _check_cluster_resources(cfg, address)
     uri = cfg.tracking_uri()
     if address and not uri.startswith(("http://", "https://")):
         # Safe (only this driver writes the store) but a cluster's records belong on its server.
@@ -270,6 +272,17 @@ def _connect(cfg: ExperimentConfig, address: str | None) -> None:
             "to the head's MLflow server (http://127.0.0.1:5000 on a `ray up` cluster)",
             file=sys.stderr,
         )
+
+
+def _check_cluster_resources(cfg: ExperimentConfig, address: str | None) -> None:
+    """A trial that no node can ever hold would wait forever: say so now."""
+    import ray
+
+    problem = check_resources(cfg.resources.cpu, cfg.resources.gpu, ray.nodes(), bool(address))
+    if problem and not address:
+        raise UserError(problem)
+    if problem:
+        print(f"nasorch: note: {problem}", file=sys.stderr)
 
 
 def _execute(
@@ -342,49 +355,6 @@ def _execute(
         config=cfg,
         summary=summary,
     )
-
-
-def init_ray(address: str | None) -> None:
-    """A local Ray on loopback by default; `address` joins an existing cluster."""
-    import ray
-
-    if address:  # a bad address is the user's error even when this process has Ray already
-        _check_address(address)
-    if ray.is_initialized():
-        return
-    logging.getLogger("ray").setLevel(logging.WARNING)
-    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
-    if address:
-        kwargs["address"] = address
-    else:
-        # A laptop run starts its own Ray, bound to loopback; no token is needed there. On a
-        # cluster the user's RAY_AUTH_MODE / RAY_AUTH_TOKEN are passed through untouched.
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        kwargs.update(include_dashboard=False, _node_ip_address="127.0.0.1")
-    try:
-        ray.init(**kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise UserError(
-            f"--address: cannot connect to Ray at {address or 'local'}: {first_line(e)}"
-        ) from None
-
-
-def _check_address(address: str, timeout: float = 5.0) -> None:
-    """A host:port that nothing listens on fails in seconds, not after Ray's long retries."""
-    import socket
-
-    if address == "auto" or address.startswith("local"):
-        return
-    hostport = address.split("://", 1)[-1].rstrip("/")
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"--address: expected auto, host:port or ray://host:port, got {address!r}")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as e:
-        raise UserError(
-            f"--address: cannot connect to Ray at {address}: {e.strerror or e}"
-        ) from None
 
 
 def _pickle_user_module_by_value(trainable_name: str) -> None:

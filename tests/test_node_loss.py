@@ -16,13 +16,13 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.helpers_cluster import RENDEZVOUS_ENV, WORKER_RESOURCE
-from tests.test_multinode import (
+from tests.helpers_procs import (
     ProcessGroups,
-    _port_open,
     clean_env,
     count_alive_nodes,
     free_ports,
     nasorch_cmd,
+    port_open,
     ray_start,
     tails,
     wait_for,
@@ -61,7 +61,7 @@ def test_trials_of_a_lost_node_finish_on_the_other(request):
         head = ray_start(ports[:6], "--head", "--port", str(gcs), "--include-dashboard", "false",
                          "--temp-dir", str(tmp / "ray"))  # fmt: skip
         groups.start(head, logs[0], env=env, cwd=tmp)
-        wait_for(lambda: _port_open(gcs), "the Ray head", 60, logs)
+        wait_for(lambda: port_open(gcs), "the Ray head", 60, logs)
         worker_cmd = ray_start(ports[6:], "--address", address, "--temp-dir", str(tmp / "ray"),
                                "--resources", json.dumps({WORKER_RESOURCE: 1}))  # fmt: skip
         worker = groups.start(worker_cmd, logs[1], env=env, cwd=tmp)

@@ -1,0 +1,111 @@
+"""Which Ray a search runs on, and whether that Ray can run its trials at all.
+
+A search without `--address` (and without RAY_ADDRESS, which `ray job submit` sets) starts its
+own private Ray: never one that another process started on this machine with `ray start` (Ray's
+default, through `/tmp/ray/ray_current_cluster`, even a stale one). Ray's processes listen on
+every interface and have no option to bind to loopback, so that private Ray runs with Ray's token
+authentication: the token lives in `~/.ray/auth_token` (created, readable by its owner only, when
+missing), and nothing reaches it without that token. A user who sets RAY_AUTH_MODE decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import Any
+
+from orchestrator import compat
+from orchestrator.errors import UserError, first_line
+
+
+def init_ray(address: str | None) -> None:
+    """A private local Ray by default; `address` joins an existing cluster."""
+    import ray
+
+    if address:  # a bad address is the user's error even when this process has Ray already
+        _check_address(address)
+    if ray.is_initialized():
+        return
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    if address:
+        kwargs["address"] = address
+    else:
+        secure_local_ray()
+        kwargs.update(address="local", include_dashboard=False, **compat.local_ray_init_kwargs())
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise UserError(
+            f"--address: cannot connect to Ray at {address or 'local'}: {first_line(e)}"
+        ) from None
+
+
+def secure_local_ray() -> None:
+    """Token authentication for a Ray this process starts, unless the user chose a mode."""
+    if os.environ.get("RAY_AUTH_MODE") is not None:
+        return
+    if not os.environ.get("RAY_AUTH_TOKEN"):
+        path = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
+        ensure_token_file(Path(path))
+    os.environ["RAY_AUTH_MODE"] = "token"
+    compat.refresh_ray_config()
+
+
+def ensure_token_file(path: Path) -> None:
+    """Ray's token file, created readable by its owner only when missing (Ray's own would be
+    world-readable under a default umask)."""
+    if path.is_file():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another search made it a moment ago
+        return
+    except OSError as e:
+        raise UserError(
+            f"RAY_AUTH_TOKEN_PATH: cannot create Ray's token file {path} ({e.strerror}); set "
+            "RAY_AUTH_TOKEN_PATH to a writable file"
+        ) from None
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+
+
+def _check_address(address: str, timeout: float = 5.0) -> None:
+    """A host:port that nothing listens on fails in seconds, not after Ray's long retries."""
+    if address == "auto" or address.startswith("local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address: expected auto, host:port or ray://host:port, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UserError(
+            f"--address: cannot connect to Ray at {address}: {e.strerror or e}"
+        ) from None
+
+
+def check_resources(cpu: float, gpu: float, nodes: list[dict], can_grow: bool) -> str | None:
+    """None when some node can hold one trial; otherwise what is missing, in one line. A
+    cluster that can grow (an autoscaler, or nodes the user may still add) only gets a note;
+    a private local Ray never grows, so there it is an error (the caller raises it)."""
+    need = {k: v for k, v in (("CPU", cpu), ("GPU", gpu)) if v > 0}
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    if any(all(r.get(k, 0.0) >= v for k, v in need.items()) for r in alive):
+        return None
+    short = [k for k, v in need.items() if not any(r.get(k, 0.0) >= v for r in alive)]
+    asked = " and ".join(f"{need[k]:g} {k}" for k in (short or need))
+    field = " / ".join(f"resources.{k.lower()}" for k in (short or need))
+    offers = "; ".join(
+        f"node {i + 1}: {r.get('CPU', 0):g} CPU, {r.get('GPU', 0):g} GPU"
+        for i, r in enumerate(alive)
+    )
+    what = f"{field}: each trial asks for {asked}"
+    if can_grow:
+        return f"{what}; no node offers that yet ({offers or 'no nodes'}): waiting for one"
+    return f"{what}, but no node of this Ray offers it ({offers or 'no nodes'})"
