@@ -201,30 +201,40 @@ def _duration(seconds: float) -> str:
 
 
 def plot_comparison(summaries: list[dict], path: str | os.PathLike) -> str:
-    """Best metric per search as bars, and each search's best-so-far against wall-clock time."""
+    """`comparison_figure` saved to `path`."""
+    comparison_figure(summaries).savefig(path, dpi=110)
+    return str(path)
+
+
+def comparison_figure(summaries: list[dict]) -> Any:
+    """Left: every trial's value as a small dot on its search's row and the search's best as a
+    large labelled dot, on an axis that spans all the trials, so a gap between two searches'
+    bests is seen against the spread of what they tried rather than blown up by an axis zoomed
+    to the bests. Right: each search's best-so-far against wall-clock time."""
     from matplotlib.figure import Figure
 
     labels = [f"{i}. {s['searcher']}+{s['scheduler']}" for i, s in enumerate(summaries, 1)]
     metrics = {s["metric"] for s in summaries}
     ylabel = metrics.pop() if len(metrics) == 1 else "best (each search's metric)"
     fig = Figure(figsize=(11, 0.5 * len(summaries) + 3.5))
-    bars, curves = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.4]})
+    dots, curves = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.4]})
     colors = [f"C{i % 10}" for i in range(len(summaries))]
-    best = [s["best"] for s in summaries]
-    bars.barh(labels, best, color=colors)
-    for y, v in enumerate(best):
-        if v == v:
-            bars.annotate(f"{v:.4g}", (v, y), xytext=(3, 0), textcoords="offset points",
-                          va="center", fontsize=8)  # fmt: skip
-    finite = [v for v in best if v == v]
-    if finite:  # zoom in: searches usually differ in the last digits, not from zero
-        lo, hi = min(finite), max(finite)
-        pad = (hi - lo) * 0.5 or abs(hi) * 0.05 or 1.0
-        bars.set_xlim(lo - pad, hi + pad)
-    bars.invert_yaxis()
-    bars.set_xlabel(f"best {ylabel}")
-    bars.set_title("Best per search")
-    bars.grid(axis="x", alpha=0.3)
+    for row, (s, color) in enumerate(zip(summaries, colors)):
+        values = [v for _, v in s["curve"]]
+        if values:  # a fixed spread across the row, so equal values do not hide each other
+            offsets = [row + 0.3 * ((i * 0.618034) % 1 - 0.5) for i in range(len(values))]
+            dots.scatter(values, offsets, s=14, color=color, alpha=0.5, linewidths=0,
+                         gid=f"trials-{row}")  # fmt: skip
+        if s["best"] == s["best"]:
+            dots.scatter([s["best"]], [row], s=80, color=color, edgecolors="black", zorder=3,
+                         gid=f"best-{row}")  # fmt: skip
+            dots.annotate(f"{s['best']:.4g}", (s["best"], row), xytext=(0, 8),
+                          textcoords="offset points", ha="center", fontsize=8)  # fmt: skip
+    dots.set_yticks(range(len(labels)), labels)
+    dots.set_ylim(len(labels) - 0.5, -0.5)  # the first search on top
+    dots.set_xlabel(f"{ylabel}: every trial (small), the best (large)")
+    dots.set_title("Trials and best per search")
+    dots.grid(axis="x", alpha=0.3)
     for s, label, color in zip(summaries, labels, colors):
         if s["curve"]:
             t, v = zip(*s["curve"])
@@ -237,8 +247,7 @@ def plot_comparison(summaries: list[dict], path: str | os.PathLike) -> str:
     if any(s["curve"] for s in summaries):
         curves.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return str(path)
+    return fig
 
 
 # ---- `nasorch ui` --------------------------------------------------------------------------

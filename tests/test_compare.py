@@ -76,6 +76,46 @@ def test_compare_parent_runs_by_id_in_the_order_given_with_another_mode(searches
     assert list(table["best_score"]) == pytest.approx(worst)
 
 
+def _plotted(ax, gid: str) -> list[float]:
+    """The x values of the scatter drawn with `gid` on `ax`."""
+    (points,) = [c for c in ax.collections if c.get_gid() == gid]
+    return [float(x) for x, _ in points.get_offsets()]
+
+
+def test_plot_shows_every_trial_and_the_best_per_search(searches):
+    uri, results = searches
+    client = compare.open_client(uri)
+    parents = compare.resolve_searches(client, ["cmp"], uri)
+    ax = compare.comparison_figure([compare.summarize(client, p) for p in parents]).axes[0]
+    for row, result in enumerate(results):
+        assert sorted(_plotted(ax, f"trials-{row}")) == sorted(result.trials["score"])
+        assert _plotted(ax, f"best-{row}") == [pytest.approx(result.best["score"])]
+
+
+def test_plot_does_not_blow_up_a_small_gap_between_the_bests():
+    """Two searches whose bests differ by one validation image in 360 (0.0028) while their
+    trials range from 0.13 to 0.95: the gap must look small, not fill half the axis."""
+
+    def summary(name, values):
+        return {
+            "searcher": name,
+            "scheduler": "fifo",
+            "metric": "val_accuracy",
+            "mode": "max",
+            "best": max(values),
+            "curve": [(float(i), v) for i, v in enumerate(values, 1)],
+        }
+
+    searches = [summary("random", [0.40, 0.9472, 0.74, 0.13]), summary("tpe", [0.9444, 0.91])]
+    ax = compare.comparison_figure(searches).axes[0]
+    low, high = ax.get_xlim()
+    assert low <= 0.13 and high >= 0.9472  # every trial is on the axis
+    assert (0.9472 - 0.9444) / (high - low) < 0.01
+    assert not ax.patches  # dots, no bars whose length would depend on where the axis starts
+    assert _plotted(ax, "trials-0") == [0.40, 0.9472, 0.74, 0.13]
+    assert _plotted(ax, "best-1") == [0.9444]
+
+
 def test_bad_input_is_one_line_and_exit_2(searches, tmp_path, capsys):
     uri, _ = searches
     with pytest.raises(UserError, match="nope: no experiment or search run"):
