@@ -35,6 +35,17 @@ def local_ray_init_kwargs() -> dict[str, Any]:
     return {"_node_ip_address": "127.0.0.1"}
 
 
+def tuner_run_config(tuner: Any) -> Any:
+    """The RunConfig of a Tuner, including one Ray unpickled for `Tuner.restore` (its callbacks
+    and stopper are the search's own objects, with their restored state)."""
+    return tuner._local_tuner.get_run_config()
+
+
+def tuner_search_alg(tuner: Any) -> Any:
+    """The searcher of a Tuner (after `Tuner.restore`: the one Ray unpickled)."""
+    return tuner._local_tuner._tune_config.search_alg
+
+
 def ray_temp_root() -> str:
     """Ray's temp folder on this machine (sessions, staging copies of results)."""
     try:

@@ -20,6 +20,7 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.schedulers import AsyncHyperBandScheduler
 
+from orchestrator import compat
 from orchestrator.errors import UserError
 from orchestrator.jsonio import write_json_atomic
 
@@ -74,9 +75,8 @@ def write_done(path: str, payload: dict[str, Any]) -> None:
 
 def restored_components(tuner: Any) -> tuple[Any, list[Any]]:
     """The searcher and callbacks Ray unpickled for a restored Tuner (Ray keeps them private)."""
-    internal = tuner._local_tuner
-    searcher = internal._tune_config.search_alg
-    callbacks = internal.get_run_config().callbacks
+    searcher = compat.tuner_search_alg(tuner)
+    callbacks = compat.tuner_run_config(tuner).callbacks
     if searcher is None or not hasattr(searcher, "strategy"):
         raise UserError("this experiment was not written by `nasorch run`; it cannot be resumed")
     return searcher, callbacks

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from orchestrator import compat
 from orchestrator.components import (
     build_gate,
     build_scheduler,
@@ -28,9 +29,11 @@ from orchestrator.components import (
     resolve_trainable,
 )
 from orchestrator.config import RESULTS_DIR, ExperimentConfig, load_config
-from orchestrator.errors import SearchFinished, UserError, first_line
+from orchestrator.errors import SearchFinished, UserError
 from orchestrator.frontier import FRONT_CSV, objective_names, write_front
 from orchestrator.jsonio import write_json_atomic
+from orchestrator.metric_check import MetricCheck
+from orchestrator.preflight import check_paths
 from orchestrator.ray_session import check_resources, init_ray
 from orchestrator.report import leaderboard, to_markdown
 from orchestrator.resume import (
@@ -86,13 +89,32 @@ def run(
     trainable, trainable_options, max_epochs = resolve_trainable(cfg)
     known_epochs = max_epochs if "epochs" in trainable_options else None
     scheduler = build_scheduler(cfg)
-    session.check_reachable(cfg.tracking_uri())  # both checks fail fast, before any record
+    check_paths(cfg)  # these checks fail fast, before anything is recorded
+    session.check_reachable(cfg.tracking_uri())
     writers.prestart()  # the MLflow writer imports MLflow while Ray starts
     with ThreadPoolExecutor(1) as pool:  # MLflow's import and store set-up overlap Ray's start
         store = pool.submit(_warm_up, cfg)
         _connect(cfg, address)
         tracking = session.open_search(cfg, store.result())
+    with session.ended_on_error(tracking):  # from here on, no parent run is left RUNNING
+        tuner, experiment_path, searcher, tracker = _new_tuner(
+            cfg, tracking, space, strategy, trainable, trainable_options, known_epochs,
+            scheduler, progress,
+        )  # fmt: skip
+    return _execute(cfg, tuner, tracking, experiment_path, searcher, tracker)
 
+
+def _new_tuner(
+    cfg: ExperimentConfig,
+    tracking: Any,
+    space: Any,
+    strategy: Any,
+    trainable: Any,
+    trainable_options: dict,
+    known_epochs: int | None,
+    scheduler: Any,
+    progress: bool,
+) -> tuple[Any, str, Any, Any]:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
@@ -171,9 +193,10 @@ def run(
                 num_to_keep=getattr(scheduler, "keep_checkpoints", 1)
             ),
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+            stop=MetricCheck(cfg.metric),
         ),
     )
-    return _execute(cfg, tuner, tracking, experiment_path, searcher, tracker)
+    return tuner, experiment_path, searcher, tracker
 
 
 def resume_search(
@@ -197,33 +220,60 @@ def resume_search(
     parent_run_id = state.get("parent")
     if not parent_run_id:
         raise UserError(f"{path}: no MLflow parent run recorded; it cannot be resumed")
+    check_paths(cfg)
     session.check_reachable(cfg.tracking_uri())
     writers.prestart()
     _connect(cfg, address)
     tracking = session.reopen_search(cfg, parent_run_id)
-    _pickle_user_module_by_value(cfg.trainable.name)
-    ray_path = state.get("ray_path", path)
-    if not tune.Tuner.can_restore(ray_path):
-        raise UserError(f"{ray_path}: Ray saved no experiment state there yet; start it again")
-    tuner = tune.Tuner.restore(
-        ray_path,
-        trainable=tune.with_resources(trainable, _resources(cfg)),
-        resume_unfinished=True,
-        resume_errored=False,
-        restart_errored=False,
-    )
-    # For each resumed trial Ray looks for its result.json next to the experiment, where a crash
-    # may have left none (recovery.py reads the staging copy); that warning would only alarm.
-    logging.getLogger("ray.tune.logger.logger").addFilter(_no_missing_result_warning)
-    searcher, callbacks = restored_components(tuner)
-    tracker = next(c for c in callbacks if isinstance(c, MlflowTracker))
-    if not progress:
-        callbacks[:] = [c for c in callbacks if type(c).__name__ != "Progress"]
+    with session.ended_on_error(tracking):
+        _pickle_user_module_by_value(cfg.trainable.name)
+        ray_path = state.get("ray_path", path)
+        if not tune.Tuner.can_restore(ray_path):
+            raise UserError(f"{ray_path}: Ray saved no experiment state there yet; start it again")
+        tuner = tune.Tuner.restore(
+            ray_path,
+            trainable=tune.with_resources(trainable, _resources(cfg)),
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+        )
+        searcher, callbacks = restored_components(tuner)
+        tracker = next(c for c in callbacks if isinstance(c, MlflowTracker))
+        if not progress:
+            callbacks[:] = [c for c in callbacks if type(c).__name__ != "Progress"]
     return _execute(cfg, tuner, tracking, path, searcher, tracker)
 
 
-def _no_missing_result_warning(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("Remote file not found")
+def metric_check(tuner: Any) -> MetricCheck | None:
+    """The search's MetricCheck (a restored search's comes back from Ray's snapshot)."""
+    stop = compat.tuner_run_config(tuner).stop
+    return stop if isinstance(stop, MetricCheck) else None
+
+
+# Ray's messages that nasorch says better itself: for each resumed trial Ray looks for its
+# result.json next to the experiment, where a crash may have left none (recovery.py reads the
+# staging copy); after Ctrl+C it tells to resume with `Tuner.restore(...)`, nasorch with
+# `nasorch resume`.
+SILENCED = {
+    "ray.tune.logger.logger": "Remote file not found",
+    "ray.tune.tune": "Experiment has been interrupted",
+}
+
+
+def _silence_ray_hints() -> None:
+    for name, prefix in SILENCED.items():
+        logger = logging.getLogger(name)
+        if not any(getattr(f, "prefix", None) == prefix for f in logger.filters):
+            logger.addFilter(_DropPrefix(prefix))
+
+
+class _DropPrefix(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
 
 
 @contextlib.contextmanager
@@ -263,6 +313,7 @@ def _connect(cfg: ExperimentConfig, address: str | None) -> None:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     address = address or os.environ.get("RAY_ADDRESS")  # set by `ray job submit` for its job
     init_ray(address)
+    _silence_ray_hints()
     _check_cluster_resources(cfg, address)
     uri = cfg.tracking_uri()
     if address and not uri.startswith(("http://", "https://")):
@@ -297,9 +348,14 @@ def _execute(
     space, strategy, gate = searcher.strategy.space, searcher.strategy, searcher.gate
     status = "FAILED"
     summary: dict[str, float] = {}
+    check = metric_check(tuner)
     try:
-        with _env(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1"):
+        # Strict metric checking is ours (MetricCheck): one line instead of Ray's traceback.
+        with _env(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1", TUNE_DISABLE_STRICT_METRIC_CHECKING="1"):
             grid = tuner.fit()
+        if check is not None and check.problem:
+            tracker.fail_trial(check.trial_id, check.problem)
+            raise UserError(check.problem)
         tracker.close_lost_runs({result_trial_id(r) for r in grid})
         tracker.flush()
         trials = trials_frame(grid, tracker, space, cfg.metric)
@@ -343,6 +399,7 @@ def _execute(
         status = "KILLED"
         raise
     finally:
+        tracker.close_open_runs()
         tracker.close()
         session.end(tracking, status)
     return SearchResult(

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# Imported here, before any test captures output: Ray's log handler keeps the stream it was set
+# up with, and one set up inside a test's capsys would write to a closed file ever after.
+import ray  # noqa: F401,E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -14,7 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def ray_local():
     """A local Ray instance shared by the tests that need one; stopped at the end."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import ray
 
     if not ray.is_initialized():
         ray.init(

@@ -165,7 +165,8 @@ class MlflowTracker(Callback):
 
     # ---- Tune hooks (driver: enqueue only) ------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
-        if trial.trial_id in self.run_ids:
+        if trial.trial_id in self.run_ids:  # resumed: its run was closed when the search stopped
+            self._queue.put(("reopen", trial.trial_id, None))
             self._replay(trial.trial_id)
             return
         config = trial.config
@@ -208,6 +209,21 @@ class MlflowTracker(Callback):
                 return True
             self._queue.put(("supersede", old_id, None))
         return False
+
+    def close_open_runs(self) -> int:
+        """Runs of trials the search leaves unfinished (interrupted, or cut short when the search
+        failed) are closed as KILLED, never left RUNNING; a resume reopens them."""
+        cut = [t for t in self.run_ids if t not in self.statuses]
+        for trial_id in cut:
+            self._queue.put(("end", trial_id, ({"nasorch.status": "interrupted"}, "KILLED", None)))
+        return len(cut)
+
+    def fail_trial(self, trial_id: str, message: str) -> None:
+        """A trial that ended the search (e.g. it never reported the metric): errored."""
+        self.statuses[trial_id] = "errored"
+        self.last_error = message
+        tags = {"nasorch.status": "errored", "nasorch.error": message[:5000]}
+        self._queue.put(("end", trial_id, (tags, "FAILED", message)))
 
     def close_lost_runs(self, known_trial_ids: set[str]) -> None:
         """Runs of trials that Ray never resumed nor re-suggested: closed as superseded."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,6 +198,18 @@ def finish_search(
 
 def end(tracking: Tracking, status: str) -> None:
     tracking.client.set_terminated(tracking.parent_run_id, status=status)
+
+
+@contextlib.contextmanager
+def ended_on_error(tracking: Tracking) -> Iterator[None]:
+    """Whatever stops a search between opening its parent run and running it closes that run:
+    KILLED on Ctrl+C, FAILED otherwise (never left RUNNING)."""
+    try:
+        yield
+    except BaseException as e:
+        with contextlib.suppress(Exception):  # the original error is the one to report
+            end(tracking, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
 
 
 def runs_page_url(base: str, experiment_id: str) -> str:

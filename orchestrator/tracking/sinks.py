@@ -39,6 +39,10 @@ class ClientSink:
     def end(self, run_id: str, status: str) -> None:
         self.ends.append((run_id, status))
 
+    def reopen(self, run_id: str) -> None:
+        """A resumed trial's run: RUNNING again, with no end time."""
+        self.ends.append((run_id, "RUNNING"))
+
     def commit(self) -> None:
         pending, ends = self.pending, self.ends
         self.pending, self.ends = {}, []
@@ -53,7 +57,10 @@ class ClientSink:
         # A run is closed after its round's single log_batch: its last points and its end cost
         # one store transaction less each.
         for run_id, status in ends:
-            self.client.set_terminated(run_id, status=status)
+            if status == "RUNNING":
+                self.client.update_run(run_id, status=status)
+            else:
+                self.client.set_terminated(run_id, status=status)
 
 
 class SqlSink(ClientSink):
@@ -174,7 +181,7 @@ class SqlSink(ClientSink):
             now = int(time.time() * 1000)
             for run in _rows(session, SqlRun, set(status)):
                 run.status = RunStatus.to_string(RunStatus.from_string(status[run.run_uuid]))
-                run.end_time = now
+                run.end_time = None if run.status == "RUNNING" else now
 
 
 def _rows(session: Any, model: Any, run_ids: set[str], chunk: int = 500) -> list[Any]:

@@ -212,7 +212,9 @@ class _Writer:
             run_id = self.run_ids.get(trial_id)
             if run_id is None:
                 continue
-            if kind == "supersede":
+            if kind == "reopen":
+                sink.reopen(run_id)
+            elif kind == "supersede":
                 sink.log(run_id, tags=[RunTag("nasorch.status", "superseded")])
                 sink.end(run_id, "KILLED")
             elif kind == "metrics":
