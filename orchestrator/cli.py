@@ -40,7 +40,6 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 def _cmd_ui(args: argparse.Namespace) -> int:
     import os
-    import subprocess
 
     from orchestrator.config import default_tracking_uri
 
@@ -49,19 +48,14 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         print(f"{uri} is a tracking server already: open it in a browser.")
         return 0
     from orchestrator.compare import newest_search_url
+    from orchestrator.ui import serve
 
     url = f"http://{args.host}:{args.port}"
     page = newest_search_url(uri, url)
     print(f"MLflow UI on {url} for {uri} (Ctrl+C to stop)", flush=True)
     if page:
         print(f"Runs of the newest search: {page}", flush=True)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    cmd += ["--host", args.host, "--port", str(args.port)]
-    _open_browser_when_up(url, page or url)
-    try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 0
+    return serve(uri, args.host, args.port, on_up=lambda: _open_browser_when_up(url, page or url))
 
 
 def _open_browser_when_up(url: str, page: str) -> None:

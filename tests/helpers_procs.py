@@ -74,6 +74,12 @@ class ProcessGroups:
             if not alive:
                 return
 
+    @staticmethod
+    def kill_group(pgid: int) -> None:
+        """SIGKILL whatever is left of a process group (a test's last resort)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
     def __enter__(self) -> ProcessGroups:
         return self
 

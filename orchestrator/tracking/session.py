@@ -71,9 +71,16 @@ def _local_artifact_root(uri: str) -> str | None:
 def get_experiment(client: Any, name: str, uri: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is None:
+        from mlflow.exceptions import MlflowException
+
         root = _local_artifact_root(uri)
         root = f"{root}/{name}" if root else None
-        return client.create_experiment(name, artifact_location=root, tags=EXPERIMENT_KIND)
+        try:
+            return client.create_experiment(name, artifact_location=root, tags=EXPERIMENT_KIND)
+        except MlflowException:  # another search created it a moment ago (on a server)
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
     if exp.lifecycle_stage == "deleted":
         client.restore_experiment(exp.experiment_id)
     for k, v in EXPERIMENT_KIND.items():
@@ -83,13 +90,34 @@ def get_experiment(client: Any, name: str, uri: str) -> str:
 
 
 def client_for(uri: str, field: str = "tracking.uri") -> Any:
-    """An MlflowClient on a store that answers (a server is checked first, in seconds)."""
+    """An MlflowClient on a store that answers (a server is checked first, in seconds). A local
+    SQLite store is created (or migrated) here, under a lock: two searches, or a search and
+    `nasorch ui`, that create it at the same moment would break each other's migration."""
     from mlflow.tracking import MlflowClient
 
     for name in ("mlflow", "alembic"):  # mlflow sets its own levels when first imported
         logging.getLogger(name).setLevel(logging.WARNING)
     check_reachable(uri, field=field)
-    return MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri)
+    if uri.startswith("sqlite:///"):
+        with store_lock(uri):
+            client.search_experiments(max_results=1)  # creates the tables if there are none
+    return client
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock on a local SQLite store (a `.lock` file next to the database)."""
+    import fcntl
+
+    db = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def connect_store(cfg: ExperimentConfig) -> tuple[Any, str]:
@@ -97,9 +125,13 @@ def connect_store(cfg: ExperimentConfig) -> tuple[Any, str]:
     MLflow, creating or migrating the store), so the runner does it while Ray starts."""
     uri = cfg.tracking_uri()
     _local_artifact_root(uri)
-    client = client_for(uri)
     try:
-        return client, get_experiment(client, cfg.experiment_name(), uri)
+        client = client_for(uri)
+        # Two searches of one name starting together would both create its experiment.
+        with store_lock(uri) if uri.startswith("sqlite:///") else contextlib.nullcontext():
+            return client, get_experiment(client, cfg.experiment_name(), uri)
+    except UserError:
+        raise
     except Exception as e:  # a broken store URI: say which, not a traceback
         raise UserError(
             f"tracking.uri: cannot use MLflow store {uri}: {first_line(e, 200)}"
