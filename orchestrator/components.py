@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -112,7 +113,7 @@ def resolve_trainable(cfg: ExperimentConfig) -> tuple[Callable, dict, int]:
     """(function, validated options, epochs a full trial trains)."""
     name = cfg.trainable.name
     if ":" in name:
-        fn = _import_function(name)
+        fn = import_function(name, cfg.module_dirs())
     else:
         fn = lookup("trainable", TRAINABLES, name)
     options = dict(cfg.trainable.options)
@@ -135,10 +136,24 @@ def resolve_trainable(cfg: ExperimentConfig) -> tuple[Callable, dict, int]:
     return fn, options, int(max_epochs)
 
 
-def _import_function(path: str) -> Callable:
+def import_function(path: str, search_dirs: list[str] = ()) -> Callable:
+    """`module:function`, from the Python path or, failing that, from `search_dirs` (the
+    config's folder and the working folder: no PYTHONPATH needed for a file next to them)."""
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name != module_name.split(".")[0] or not search_dirs:
+            raise UserError(f"trainable.name: cannot import module {module_name!r} ({e})") from None
+        sys.path.extend(d for d in search_dirs if d not in sys.path)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as again:
+            where = " and ".join(search_dirs)
+            raise UserError(
+                f"trainable.name: cannot import module {module_name!r} ({again}); looked on the "
+                f"Python path and in {where}"
+            ) from None
     except ImportError as e:
         raise UserError(f"trainable.name: cannot import module {module_name!r} ({e})") from None
     fn = getattr(module, attr, None)

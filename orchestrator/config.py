@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from orchestrator.errors import UserError
 
@@ -81,6 +81,8 @@ class ExperimentConfig(_Strict):
         default_factory=lambda: os.environ.get("NASORCH_STORAGE_PATH") or f"{RESULTS_DIR}/ray"
     )
     tracking: Tracking = Tracking()
+    # The config file's folder: a user's `module:function` is imported from there too.
+    _source_dir: str | None = PrivateAttr(default=None)
 
     # ---- derived -------------------------------------------------------------------------
     def resolved_storage_path(self) -> str:
@@ -91,6 +93,11 @@ class ExperimentConfig(_Strict):
     def tracking_uri(self) -> str:
         uri = self.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI")
         return uri or default_tracking_uri()
+
+    def module_dirs(self) -> list[str]:
+        """Where a user's modules are looked for beyond the Python path: the config's folder,
+        then the working folder."""
+        return list(dict.fromkeys(d for d in (self._source_dir, os.getcwd()) if d))
 
     def experiment_name(self) -> str:
         return self.tracking.experiment or self.name
@@ -107,21 +114,28 @@ def default_tracking_uri() -> str:
 
 
 def load_config(
-    source: ExperimentConfig | dict | str | os.PathLike, overrides: list[str] | None = None
+    source: ExperimentConfig | dict | str | os.PathLike,
+    overrides: list[str] | None = None,
+    *,
+    source_dir: str | None = None,
 ) -> ExperimentConfig:
-    """A validated config from an object, a dict or a YAML path, with `--set` overrides."""
+    """A validated config from an object, a dict or a YAML path, with `--set` overrides.
+    `source_dir` (default: the YAML file's folder) is where user modules are also looked for."""
     if isinstance(source, ExperimentConfig):
         data = source.model_dump()
+        source_dir = source_dir or source._source_dir
     elif isinstance(source, dict):
         data = dict(source)
     else:
         data = _read_yaml(Path(source))
+        source_dir = source_dir or str(Path(source).resolve().parent)
     for item in overrides or []:
         _apply_override(data, item)
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as e:
         raise UserError(format_validation_error(e, ExperimentConfig)) from None
+    cfg._source_dir = source_dir
     check_components(cfg)
     return cfg
 

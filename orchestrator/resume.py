@@ -25,7 +25,6 @@ from orchestrator.errors import UserError
 from orchestrator.jsonio import write_json_atomic
 
 CONFIG_FILE = "nasorch_config.yaml"
-STATE_FILE = "nasorch_state.json"
 DONE_FILE = "nasorch_done.json"
 
 
@@ -57,11 +56,6 @@ def latest_experiment(storage_path: str, name: str) -> str | None:
         if (p / CONFIG_FILE).is_file() and p.name[len(name) + 1 :][:1].isdigit()
     )
     return str(candidates[-1].resolve()) if candidates else None
-
-
-def read_state(path: str) -> dict[str, Any]:
-    file = Path(path, STATE_FILE)
-    return json.loads(file.read_text()) if file.is_file() else {}
 
 
 def read_done(path: str) -> dict[str, Any] | None:

@@ -31,22 +31,20 @@ from orchestrator.components import (
 from orchestrator.config import RESULTS_DIR, ExperimentConfig, load_config
 from orchestrator.errors import SearchFinished, UserError
 from orchestrator.frontier import FRONT_CSV, objective_names, write_front
-from orchestrator.jsonio import write_json_atomic
 from orchestrator.metric_check import MetricCheck
 from orchestrator.preflight import check_paths
 from orchestrator.ray_session import check_resources, init_ray
 from orchestrator.report import leaderboard, to_markdown
 from orchestrator.resume import (
     CONFIG_FILE,
-    STATE_FILE,
     SchedulerState,
     find_experiment,
     latest_experiment,
     read_done,
-    read_state,
     restored_components,
     write_done,
 )
+from orchestrator.state_file import SearchState, join_uri
 from orchestrator.tracking import session
 from orchestrator.tracking import writer as writers
 from orchestrator.tracking.mlflow_tracker import status_of
@@ -131,9 +129,10 @@ def _new_tuner(
     experiment_path = os.path.join(local_root, run_name)
     os.makedirs(experiment_path, exist_ok=True)
     Path(experiment_path, CONFIG_FILE).write_text(cfg.to_yaml())
-    ray_path = f"{storage.rstrip('/')}/{run_name}"
-    write_json_atomic(
-        Path(experiment_path, STATE_FILE), {"parent": tracking.parent_run_id, "ray_path": ray_path}
+    SearchState(experiment_path).update(
+        parent=tracking.parent_run_id,
+        ray_path=join_uri(storage, run_name),  # an s3://...?endpoint_override=... URI stays whole
+        config_dir=cfg.module_dirs()[0],
     )
 
     base_config = {
@@ -158,7 +157,7 @@ def _new_tuner(
         run_tags={"nasorch.searcher": cfg.searcher.name, "nasorch.scheduler": cfg.scheduler.name},
         describe=space.describe,
         flatten=lambda c: flat_params(space, c),
-        state_path=os.path.join(experiment_path, STATE_FILE),
+        state_path=str(SearchState(experiment_path).path),
         max_epochs=known_epochs,
         scheduler=scheduler,  # stop reasons and PBT lineage, tagged on the trials' runs
         metric=cfg.metric,
@@ -214,9 +213,9 @@ def resume_search(
     done = read_done(path)
     if done is not None:
         raise SearchFinished(f"{path} already finished ({done.get('trials', '?')} trials)")
-    cfg = load_config(Path(path, CONFIG_FILE))
+    state = SearchState(path).read()
+    cfg = load_config(Path(path, CONFIG_FILE), source_dir=state.get("config_dir"))
     trainable, _, _ = resolve_trainable(cfg)
-    state = read_state(path)
     parent_run_id = state.get("parent")
     if not parent_run_id:
         raise UserError(f"{path}: no MLflow parent run recorded; it cannot be resumed")

@@ -170,3 +170,43 @@ def test_an_interrupted_search_leaves_no_run_running(tmp_path):
     assert len(trials) == 6
     assert all(r.info.status == "FINISHED" for r in runs), [r.info.status for r in runs]
     assert all(r.data.tags["nasorch.status"] == "completed" for r in trials)
+
+
+USER_TRAINABLE = '''
+from ray import tune
+
+
+def train(config):
+    for epoch in range(1, 3):
+        tune.report({"score": len(config["arch"]["a"]) * epoch})
+'''
+
+
+@pytest.mark.integration
+def test_a_trainable_next_to_the_config_is_found_without_pythonpath(tmp_path):
+    """`trainable.name: my_trainable:train` with my_trainable.py beside the config, run from
+    another folder and without PYTHONPATH: imported from the config's folder."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "my_nasorch_trainable.py").write_text(USER_TRAINABLE)
+    config = {
+        **GOOD,
+        "trainable": {"name": "my_nasorch_trainable:train"},
+        "storage_path": str(tmp_path / "ray"),
+        "tracking": {"uri": f"sqlite:///{tmp_path}/mlflow.db"},
+    }
+    (project / "c.yaml").write_text(yaml.safe_dump(config))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+    cmd = [sys.executable, "-m", "orchestrator.cli", "run", str(project / "c.yaml"), "--quiet"]
+    done = subprocess.run(cmd, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Top 2 of 2 trials by score" in done.stdout
+
+
+def test_a_missing_user_module_names_where_it_was_looked_for(workdir, capsys):
+    config = write_config(workdir, trainable={"name": "no_such_nasorch_module:train"})
+    assert main(["run", config]) == 2
+    err = one_line_error(capsys, "trainable.name: ")
+    assert "no_such_nasorch_module" in err and str(workdir) in err

@@ -17,6 +17,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from orchestrator.state_file import SearchState
 from orchestrator.tracking import writer as writers
 from orchestrator.tracking.recovery import unrecorded_results
 
@@ -125,9 +126,8 @@ class MlflowTracker(Callback):
         self._start()
 
     def _load_saved_runs(self) -> None:
-        if self.state_path and os.path.exists(self.state_path):
-            with open(self.state_path) as f:
-                saved = json.load(f)
+        if self.state_path:
+            saved = SearchState(self.state_path).read()
             self.run_ids.update(saved.get("runs", {}))
             self.resume_steps = dict(saved.get("steps", {}))
             # trial id -> [trial number, arch hash] of runs a crashed driver created

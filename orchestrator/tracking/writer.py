@@ -10,7 +10,6 @@ search in the same process (a notebook, a benchmark) does not pay again.
 from __future__ import annotations
 
 import contextlib
-import json
 import multiprocessing as mp
 import os
 import queue
@@ -19,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from orchestrator.jsonio import write_json_atomic
+from orchestrator.state_file import SearchState
 
 BATCH_SECONDS = 1.0  # how long events are gathered into one round of writes
 CONTROL = ("open", "flush", "close")  # events about the writer, not about a trial
@@ -163,14 +162,11 @@ class _Writer:
         self.sink = make_sink(self.client)
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
-        self.state_path = state_path
+        self.state = SearchState(state_path) if state_path else None
         self.run_ids: dict[str, str] = run_ids
-        self.steps: dict[str, int] = {}  # trial id -> last epoch written (for resume)
-        self.trials: dict[str, list] = {}  # trial id -> [trial number, arch hash]
-        if state_path and os.path.exists(state_path):
-            with open(state_path) as f:
-                saved = json.load(f)
-            self.steps, self.trials = saved.get("steps", {}), saved.get("trials", {})
+        saved = self.state.read() if self.state else {}
+        self.steps: dict[str, int] = saved.get("steps", {})  # trial id -> last epoch written
+        self.trials: dict[str, list] = saved.get("trials", {})  # trial id -> [number, arch hash]
         self.errors: list[str] = []
 
     def write(self, events: list[tuple[str, Any, Any]]) -> None:
@@ -233,13 +229,5 @@ class _Writer:
         sink.commit()
         for run_id, error in errors:
             self.client.log_text(run_id, error, "error.txt")
-        if changed and self.state_path:  # after the writes: it never claims more than is there
-            write_json_atomic(
-                self.state_path,
-                {
-                    "parent": self.parent_run_id,
-                    "runs": self.run_ids,
-                    "steps": self.steps,
-                    "trials": self.trials,
-                },
-            )
+        if changed and self.state:  # after the writes: it never claims more than is there
+            self.state.update(runs=self.run_ids, steps=self.steps, trials=self.trials)
