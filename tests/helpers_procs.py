@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,3 +183,17 @@ def count_alive_nodes(address: str, env: dict[str, str]) -> int:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
     )
     return int(out.stdout.split()[-1]) if out.returncode == 0 and out.stdout.split() else 0
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the driver and everything it started (its Ray, its MLflow writer): no cleanup."""
+    try:
+        family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        family = [proc.pid]
+    for pid in family:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=30)

@@ -172,14 +172,14 @@ def test_an_interrupted_search_leaves_no_run_running(tmp_path):
     assert all(r.data.tags["nasorch.status"] == "completed" for r in trials)
 
 
-USER_TRAINABLE = '''
+USER_TRAINABLE = """
 from ray import tune
 
 
 def train(config):
     for epoch in range(1, 3):
         tune.report({"score": len(config["arch"]["a"]) * epoch})
-'''
+"""
 
 
 @pytest.mark.integration

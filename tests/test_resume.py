@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT
+from tests.helpers_procs import BIN, ProcessGroups, free_ports, kill_tree, port_open, wait_for
 
 N = 10
 
@@ -48,20 +48,6 @@ def nasorch(*args: str, **kwargs) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL the driver and everything it started (its Ray, its MLflow writer): no cleanup."""
-    try:
-        family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = [proc.pid]
-    for pid in family:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait(timeout=30)
-
-
 def trials_by_number(client: MlflowClient, experiment: str) -> dict[int, list]:
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id], "tags.`nasorch.role` = 'trial'", max_results=500)
@@ -71,22 +57,26 @@ def trials_by_number(client: MlflowClient, experiment: str) -> dict[int, list]:
     return out
 
 
-def crash_and_resume(tmp_path: Path, started: list, name: str, ready) -> str:
+def crash_and_resume(
+    tmp_path: Path, started: list, name: str, ready, local: Path | None = None
+) -> str:
     """Run config `name`.yaml, SIGKILL its driver once `ready(steps)` holds for the epochs
-    recorded so far (trial id -> last epoch), resume it, and return the resumed run's output."""
+    recorded so far (trial id -> last epoch), resume it, and return the resumed run's output.
+    nasorch's own files are under `local` (default: the config's storage folder)."""
+    local = local or tmp_path / "ray"
     driver = nasorch("run", f"{name}.yaml", "--quiet", cwd=tmp_path)
     started.append(driver)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        state = next((tmp_path / "ray").glob(f"{name}-*/nasorch_state.json"), None)
+        state = next(local.glob(f"{name}-*/nasorch_state.json"), None)
         if state is not None and ready(json.loads(state.read_text()).get("steps", {})):
             break
         assert driver.poll() is None, driver.stdout.read()
     else:
         pytest.fail("the search did not get going in time")
     kill_tree(driver)
-    folder = next((tmp_path / "ray").glob(f"{name}-*"))
+    folder = next(local.glob(f"{name}-*"))
     resumed = nasorch("resume", str(folder), "--quiet", cwd=tmp_path)
     started.append(resumed)
     out, _ = resumed.communicate(timeout=300)
@@ -197,6 +187,46 @@ def test_sigkill_then_resume_with_pbt(tmp_path, started):
         assert len(runs) == 1, f"trial {number} has {len(runs)} child runs"
         assert runs[0].info.status == "FINISHED"
         assert runs[0].data.tags["nasorch.status"] == "completed"
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    """A real S3-compatible server on loopback (moto's server mode) with a bucket `nasorch`, and
+    credentials for it in the environment the drivers inherit."""
+    boto3 = pytest.importorskip("boto3")
+    (port,) = free_ports(1)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with ProcessGroups() as groups, tempfile.TemporaryDirectory() as logs:
+        log = Path(logs, "moto.log")
+        cmd = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+        groups.start(cmd, log)
+        wait_for(lambda: port_open(port), "the S3 server", 60, [log])
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="nasorch")
+        yield f"127.0.0.1:{port}"
+
+
+def test_sigkill_then_resume_on_s3_storage(tmp_path, started, s3_server):
+    """storage_path on an S3-compatible server (MinIO, on-prem S3: the cluster's set-up): the
+    resumed search reaches the same server (its URI and query survive whole), not real AWS."""
+    cfg = config(tmp_path, "s3")
+    cfg["num_samples"] = 6
+    cfg["storage_path"] = f"s3://nasorch/ray?endpoint_override={s3_server}&scheme=http"
+    (tmp_path / "s3.yaml").write_text(yaml.safe_dump(cfg))
+    local = tmp_path / "nasorch_results" / "ray"  # nasorch's own files stay on the driver's disk
+    crash_and_resume(
+        tmp_path, started, "s3", lambda steps: sum(s == 3 for s in steps.values()) >= 2, local
+    )
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    trials = trials_by_number(client, "s3")
+    assert sorted(trials) == list(range(1, 7))
+    for number, runs in trials.items():
+        assert len(runs) == 1, f"trial {number} has {len(runs)} child runs"
+        assert runs[0].info.status == "FINISHED", (runs[0].data.tags, runs[0].info)
+        steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "score")]
+        assert sorted(steps) == [1, 2, 3]
 
 
 def test_a_results_trial_id_comes_from_its_folder():

@@ -201,18 +201,23 @@ class MlflowTracker(Callback):
             if old_number != number or old_id == trial_id or old_id not in self.run_ids:
                 continue
             del self.saved_trials[old_id]
-            if old_hash == arch_hash:
-                self.run_ids[trial_id] = self.run_ids[old_id]
+            if old_hash == arch_hash:  # the run moves to the new id: the old one owns nothing
+                self.run_ids[trial_id] = self.run_ids.pop(old_id)
                 if old_id in self.resume_steps:
                     self.resume_steps[trial_id] = self.resume_steps.pop(old_id)
                 self._queue.put(("alias", trial_id, old_id))
                 return True
-            self._queue.put(("supersede", old_id, None))
+            self._supersede(old_id)
         return False
+
+    def _supersede(self, old_id: str) -> None:
+        self._queue.put(("supersede", old_id, None))
+        self.run_ids.pop(old_id, None)  # closed: the search no longer owns it
 
     def close_open_runs(self) -> int:
         """Runs of trials the search leaves unfinished (interrupted, or cut short when the search
-        failed) are closed as KILLED, never left RUNNING; a resume reopens them."""
+        failed) are closed as KILLED, never left RUNNING; a resume reopens them. `run_ids` holds
+        exactly the runs this search owns (a superseded or re-keyed one leaves it)."""
         cut = [t for t in self.run_ids if t not in self.statuses]
         for trial_id in cut:
             self._queue.put(("end", trial_id, ({"nasorch.status": "interrupted"}, "KILLED", None)))
@@ -229,7 +234,7 @@ class MlflowTracker(Callback):
         """Runs of trials that Ray never resumed nor re-suggested: closed as superseded."""
         for old_id in list(self.saved_trials):
             if old_id not in known_trial_ids and old_id in self.run_ids:
-                self._queue.put(("supersede", old_id, None))
+                self._supersede(old_id)
             self.saved_trials.pop(old_id)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):

@@ -199,9 +199,9 @@ class _Writer:
                 continue
             if kind == "alias":  # a re-suggested trial continues a crashed driver's run
                 old_id = payload
-                self.run_ids[trial_id] = self.run_ids[old_id]
-                self.steps[trial_id] = self.steps.get(old_id, 0)
-                self.trials[trial_id] = self.trials.get(old_id, [0, ""])
+                self.run_ids[trial_id] = self.run_ids.pop(old_id)
+                self.steps[trial_id] = self.steps.pop(old_id, 0)
+                self.trials[trial_id] = self.trials.pop(old_id, [0, ""])
                 sink.log(self.run_ids[trial_id], tags=[RunTag("nasorch.trial_id", trial_id)])
                 changed = True
                 continue
@@ -210,9 +210,12 @@ class _Writer:
                 continue
             if kind == "reopen":
                 sink.reopen(run_id)
-            elif kind == "supersede":
+            elif kind == "supersede":  # closed for good: no longer the search's run
                 sink.log(run_id, tags=[RunTag("nasorch.status", "superseded")])
                 sink.end(run_id, "KILLED")
+                for owned in (self.run_ids, self.steps, self.trials):
+                    owned.pop(trial_id, None)
+                changed = True
             elif kind == "metrics":
                 metrics, step, ts = payload
                 sink.log(run_id, metrics=[Metric(k, v, ts, step) for k, v in metrics.items()])

@@ -1,0 +1,89 @@
+"""Which runs a search owns, and closes when it ends: the tracker's bookkeeping alone, with the
+writer process replaced by a queue the test reads."""
+
+from __future__ import annotations
+
+import queue
+from types import SimpleNamespace
+
+import pytest
+
+from orchestrator.state_file import SearchState
+from orchestrator.tracking import mlflow_tracker
+from orchestrator.tracking.mlflow_tracker import MlflowTracker
+
+
+class FakeWriter:
+    def __init__(self):
+        self.events: queue.Queue = queue.Queue()
+
+    def open(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def tracker(tmp_path, monkeypatch):
+    """A resumed search's tracker: a crashed driver had runs r-old (trial 1) and r-other
+    (trial 2) open."""
+    monkeypatch.setattr(mlflow_tracker.writers, "acquire", FakeWriter)
+    SearchState(tmp_path).update(
+        parent="parent",
+        runs={"old": "r-old", "other": "r-other"},
+        steps={"old": 2},
+        trials={"old": [1, "hash-a"], "other": [2, "hash-b"]},
+    )
+    return MlflowTracker(
+        "sqlite:///unused.db", "1", "parent", run_tags={}, describe=str, flatten=lambda c: {},
+        state_path=str(SearchState(tmp_path).path), max_epochs=3,
+    )  # fmt: skip
+
+
+def trial(trial_id: str, number: int, arch_hash: str, status: str = "TERMINATED"):
+    config = {"trial_number": number, "arch_key": arch_hash, "arch": {"x": number}}
+    return SimpleNamespace(
+        trial_id=trial_id, config=config, status=status, error_file=None,
+        last_result={"training_iteration": 3},
+    )  # fmt: skip
+
+
+def drain(tracker) -> list[tuple]:
+    out = []
+    while not tracker._writer.events.empty():
+        out.append(tracker._writer.events.get())
+    return out
+
+
+def test_a_re_keyed_run_is_not_closed_as_interrupted(tracker):
+    """Ray re-suggests trial 1 under a new id after the crash: its run continues under that id
+    and ends FINISHED. The old id owns nothing: the end of the search must not close the run
+    again as KILLED (a resumed run turned KILLED on S3 storage this way)."""
+    new = trial("new", 1, "hash-a")
+    tracker.on_trial_start(0, [], new)
+    tracker.on_trial_complete(0, [], new)
+    tracker.close_lost_runs({"new"})
+    drain(tracker)
+    assert tracker.close_open_runs() == 0
+    assert drain(tracker) == []
+
+
+def test_a_superseded_run_keeps_its_status(tracker):
+    """Trial 2 comes back with another architecture: its old run is closed as superseded and
+    is not closed again as interrupted when the search ends."""
+    tracker.on_trial_start(0, [], trial("new2", 2, "hash-z"))
+    events = drain(tracker)
+    assert ("supersede", "other", None) in events
+    tracker.on_trial_complete(0, [], trial("new2", 2, "hash-z"))
+    drain(tracker)
+    tracker.close_lost_runs({"new2"})
+    closed = [e for e in drain(tracker) if e[0] in ("supersede", "end")]
+    assert closed == [("supersede", "old", None)]  # Ray never resumed trial 1: superseded
+    assert tracker.close_open_runs() == 0
+
+
+def test_unfinished_trials_are_closed_and_reopened(tracker):
+    tracker.on_trial_start(0, [], trial("old", 1, "hash-a", status="RUNNING"))
+    assert drain(tracker)[0] == ("reopen", "old", None)  # resumed: RUNNING again
+    assert tracker.close_open_runs() == 2  # the search stops with both trials unfinished
+    ends = {e[1]: e[2] for e in drain(tracker) if e[0] == "end"}
+    assert set(ends) == {"old", "other"}
+    assert all(v == ({"nasorch.status": "interrupted"}, "KILLED", None) for v in ends.values())
