@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from orchestrator.errors import SearchFinished, UserError
+from orchestrator.errors import RecordsUnsent, SearchFinished, UserError
 
 # Sub-commands that live in their own modules: each has add_arguments(parser) and execute(args).
 EXTERNAL = {
@@ -141,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"nasorch: error: {e}", file=sys.stderr)
         return 2
+    except RecordsUnsent as e:
+        print(f"nasorch: error: {e}", file=sys.stderr)
+        return 3
     except SearchFinished as e:
         print(f"nasorch: {e}; nothing to resume")
         return 0

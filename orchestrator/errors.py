@@ -5,6 +5,11 @@ class UserError(Exception):
     """A problem with the user's input; the CLI prints it as one line and exits 2."""
 
 
+class RecordsUnsent(Exception):
+    """A search ran, but MLflow did not take all of its records; they are kept for `nasorch
+    resume`. The CLI prints the one-line message and exits with status 3."""
+
+
 class SearchFinished(Exception):
     """Resume was asked for a search that has already finished: not an error (exit 0)."""
 

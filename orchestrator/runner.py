@@ -29,7 +29,7 @@ from orchestrator.components import (
     resolve_trainable,
 )
 from orchestrator.config import RESULTS_DIR, ExperimentConfig, load_config
-from orchestrator.errors import SearchFinished, UserError
+from orchestrator.errors import RecordsUnsent, SearchFinished, UserError, first_line
 from orchestrator.frontier import FRONT_CSV, objective_names, write_front
 from orchestrator.metric_check import MetricCheck
 from orchestrator.preflight import check_paths
@@ -348,6 +348,8 @@ def _execute(
     status = "FAILED"
     summary: dict[str, float] = {}
     check = metric_check(tuner)
+    failing = recorded = False
+    stopped: UserError | None = None  # too many failures in a row: raised once all is recorded
     try:
         # Strict metric checking is ours (MetricCheck): one line instead of Ray's traceback.
         with _env(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1", TUNE_DISABLE_STRICT_METRIC_CHECKING="1"):
@@ -356,7 +358,7 @@ def _execute(
             tracker.fail_trial(check.trial_id, check.problem)
             raise UserError(check.problem)
         tracker.close_lost_runs({result_trial_id(r) for r in grid})
-        tracker.flush()
+        delivered = tracker.flush()
         trials = trials_frame(grid, tracker, space, cfg.metric)
         best = best_trial(trials, cfg.metric, cfg.mode)
         unfinished = count_unfinished(grid, tracker)
@@ -366,8 +368,10 @@ def _execute(
                 f"`nasorch resume {experiment_path}`",
                 file=sys.stderr,
             )
-            status = "KILLED"
             raise KeyboardInterrupt
+        if delivered.get("unsent"):  # MLflow takes nothing now: the summary waits for resume
+            tracker.delivery_problem = "the search's summary was not recorded either"
+            return _result(cfg, tracking, experiment_path, trials, best, summary)
         extra = {**strategy.summary(), **gate.summary()}
         if searcher.exhausted:
             print(
@@ -383,24 +387,37 @@ def _execute(
             front_metrics, front_files = write_front(trials, *objective_names(cfg), experiment_path)
             extra.update(front_metrics)
             files += front_files
-        session.finish_search(
-            tracking, cfg, trials, best, space, extra, files, experiment_path, tracker.seen()
-        )
-        write_done(experiment_path, {"parent": tracking.parent_run_id, "trials": len(trials)})
+        try:
+            session.finish_search(
+                tracking, cfg, trials, best, space, extra, files, experiment_path, tracker.seen()
+            )
+        except Exception as e:  # the store failed at the last moment: resume records it
+            tracker.delivery_problem = f"the search's summary was not recorded ({first_line(e)})"
+            return _result(cfg, tracking, experiment_path, trials, best, summary)
         summary = extra
+        recorded = True
         if searcher.failed_out:
-            raise UserError(
+            stopped = UserError(
                 f"the search stopped: {searcher.failures_in_a_row} trials in a row failed "
                 f"(max_consecutive_failures); last error: {tracker.last_error or 'unknown'}"
             )
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
+        else:
+            status = "FINISHED"
+    except BaseException as e:
+        failing = True
+        if isinstance(e, KeyboardInterrupt):
+            status = "KILLED"
         raise
     finally:
-        tracker.close_open_runs()
-        tracker.close()
-        session.end(tracking, status)
+        _close(tracker, tracking, status, experiment_path, failing)
+    if recorded:  # and every record delivered (else _close raised): nothing left to resume
+        write_done(experiment_path, {"parent": tracking.parent_run_id, "trials": len(trials)})
+    if stopped is not None:
+        raise stopped
+    return _result(cfg, tracking, experiment_path, trials, best, summary)
+
+
+def _result(cfg, tracking, experiment_path, trials, best, summary) -> SearchResult:
     return SearchResult(
         trials=trials,
         best=best,
@@ -411,6 +428,49 @@ def _execute(
         config=cfg,
         summary=summary,
     )
+
+
+def _close(tracker: Any, tracking: Any, status: str, experiment_path: str, failing: bool) -> None:
+    """Closes every run the search opened and says what MLflow did not take: records it could
+    not write now are kept for `nasorch resume` (RecordsUnsent: exit status 3), values it will
+    never take were skipped (a warning naming each)."""
+    tracker.close_open_runs()
+    delivery = tracker.close()
+    problem = undelivered(delivery, tracker.delivery_problem, experiment_path)
+    if problem is None:
+        session.end(tracking, status)
+    else:
+        with contextlib.suppress(Exception):  # the store may well be what failed
+            session.end(tracking, status if status != "FINISHED" else "FAILED")
+    rejected = delivery.get("rejected") or []
+    if rejected:
+        shown = "; ".join(rejected[:3]) + (
+            f"; and {len(rejected) - 3} more" if len(rejected) > 3 else ""
+        )
+        print(
+            f"nasorch: warning: MLflow refused {len(rejected)} values, skipped: {shown}",
+            file=sys.stderr,
+        )
+    if problem and failing:
+        print(f"nasorch: error: {problem}", file=sys.stderr)
+    elif problem:
+        raise RecordsUnsent(problem)
+
+
+def undelivered(delivery: dict, summary_problem: str | None, experiment_path: str) -> str | None:
+    """One line on what did not reach MLflow, or None when everything did."""
+    unsent = delivery.get("unsent") or 0
+    resume = f"`nasorch resume {experiment_path}` writes them"
+    if unsent < 0:  # the writer died or did not answer: Ray's own files still hold the results
+        return f"{delivery.get('reason')}; records may be missing in MLflow: {resume}"
+    if unsent > 0:
+        return (
+            f"{unsent} records could not be written to MLflow ({delivery.get('reason')}); they "
+            f"are kept in {delivery.get('spool')}: {resume}"
+        )
+    if summary_problem:
+        return f"{summary_problem}: `nasorch resume {experiment_path}` records it"
+    return None
 
 
 def _pickle_user_module_by_value(trainable_name: str) -> None:

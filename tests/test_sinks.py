@@ -143,9 +143,9 @@ def test_one_writer_process_serves_searches_in_turn(tmp_path, monkeypatch):
         writer = writers.acquire()
         writer.open(uri, experiment_id, parent, None, {})
         writer.events.put(_start("a", parent, 1))
-        writer.events.put(("flush", None, 7))
-        token, run_ids, errors = writer.acks.get(timeout=60)
-        assert (token, errors) == (7, []) and set(run_ids) == {"a"}
+        writer.events.put(("flush", None, (7, False)))
+        token, run_ids, report = writer.acks.get(timeout=60)
+        assert (token, report["errors"], report["unsent"]) == (7, [], 0) and set(run_ids) == {"a"}
         pids.append(writer.process.pid)
         stores.append((client, experiment_id, parent))
         writers.release(writer)
@@ -170,3 +170,82 @@ def test_a_round_of_more_runs_than_old_sqlite_takes_variables(tmp_path):
     )
     assert len(runs) == 1100 and {r.info.status for r in runs} == {"FINISHED"}
     assert sorted(r.data.metrics["acc"] for r in runs)[-1] == 1100 / 2000
+
+
+@pytest.mark.parametrize("path", ["sql", "client"])
+def test_one_bad_value_is_skipped_alone_and_named(tmp_path, monkeypatch, path):
+    """A metric name MLflow refuses ('acc@1') used to drop its whole round: every other record
+    of every run in it. Now it alone is skipped, and reported with its trial and key."""
+    if path == "client":
+        monkeypatch.setattr(sinks, "make_sink", sinks.ClientSink)
+    uri, client, experiment_id, parent = _store(tmp_path)
+    writer = _Writer(uri, experiment_id, parent, None, {})
+    ts = int(time.time() * 1000)
+    writer.write(
+        [
+            _start("a", parent, 1),
+            _start("b", parent, 2),
+            ("metrics", "a", ({"acc": 0.5, "acc@1": 0.9}, 1, ts)),
+            ("metrics", "b", ({"acc": 0.4}, 1, ts)),
+            ("tags", "a", {"nasorch.node": "n1"}),
+            ("end", "b", ({"nasorch.status": "completed"}, "FINISHED", None)),
+        ]
+    )
+    assert writer.unsent == [] and writer.errors == []
+    assert len(writer.rejected) == 1
+    assert (
+        writer.rejected[0].startswith("t001: metric 'acc@1' (")
+        and "alphanumerics" in writer.rejected[0]
+    )
+    got = _record(client, experiment_id, parent)
+    assert got["t001 mlp"]["histories"] == {"acc": [(1, 0.5)], "num_params": [(0, 7.0)]}
+    assert got["t001 mlp"]["tags"]["nasorch.node"] == "n1"
+    assert got["t002 mlp"]["histories"]["acc"] == [(1, 0.4)]
+    assert got["t002 mlp"]["status"] == "FINISHED"
+
+
+class FlakyClient:
+    """An MlflowClient whose store is unreachable for the first `down` calls of log_batch."""
+
+    def __init__(self, client, down: int):
+        self.client, self.down = client, down
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def log_batch(self, *args, **kwargs):
+        if self.down > 0:
+            self.down -= 1
+            raise ConnectionError("Connection refused")
+        return self.client.log_batch(*args, **kwargs)
+
+
+def test_an_unwritable_round_is_kept_retried_in_order_and_spooled(tmp_path, monkeypatch):
+    """Rounds MLflow cannot take are kept (not dropped as before) and retried before newer
+    ones; what is still unsent at the end goes to a file that the next writer sends first."""
+    from orchestrator.state_file import SearchState
+
+    uri, client, experiment_id, parent = _store(tmp_path)
+    flaky = FlakyClient(client, down=3)
+    monkeypatch.setattr(sinks, "make_sink", lambda c: sinks.ClientSink(flaky))
+    state = SearchState(tmp_path / "exp")
+    writer = _Writer(uri, experiment_id, parent, str(state.path), {})
+    ts = int(time.time() * 1000)
+    writer.write([_start("a", parent, 1), ("metrics", "a", ({"acc": 0.5}, 1, ts))])
+    assert len(writer.unsent) == 2 and "Connection refused" in writer.reason
+    run_a = writer.run_ids["a"]  # created before the failure: kept, never created twice
+    writer.write([("metrics", "a", ({"acc": 0.6}, 2, ts + 1))])  # not due yet: queued behind
+    assert len(writer.unsent) == 3
+    writer.retry(force=True)  # still down
+    writer.spool()
+    spooled = tmp_path / "exp" / "nasorch_unsent.jsonl"
+    assert len(spooled.read_text().splitlines()) == 3
+    assert state.read()["unsent"] == {"count": 3, "file": str(spooled)}
+
+    # The next writer of this search (a resume): the store answers again.
+    monkeypatch.setattr(sinks, "make_sink", sinks.ClientSink)
+    again = _Writer(uri, experiment_id, parent, str(state.path), {"a": run_a})
+    assert again.unsent == [] and not spooled.exists()
+    got = _record(client, experiment_id, parent)
+    assert list(got) == ["t001 mlp"]
+    assert got["t001 mlp"]["histories"]["acc"] == [(1, 0.5), (2, 0.6)]

@@ -95,6 +95,8 @@ class MlflowTracker(Callback):
         self._load_saved_runs()
         self.statuses: dict[str, str] = {}
         self.errors: list[str] = []
+        self.delivery: dict[str, Any] = {}  # the writer's last delivery report (see flush)
+        self.delivery_problem: str | None = None  # set by the runner: the summary failed
         self.last_error: str | None = None  # the last failed trial's exception, one line
         self._nodes: set[str] = set()
         self._flushes = 0
@@ -102,10 +104,10 @@ class MlflowTracker(Callback):
 
     def _start(self) -> None:
         self._writer = writers.acquire()
+        known = {t: r for t, r in self.run_ids.items() if r != "pending"}  # ids not learned yet
         self._writer.open(
-            self.tracking_uri, self.experiment_id, self.parent_run_id, self.state_path,
-            dict(self.run_ids),
-        )  # fmt: skip
+            self.tracking_uri, self.experiment_id, self.parent_run_id, self.state_path, known
+        )
 
     @property
     def _queue(self) -> Any:
@@ -132,6 +134,12 @@ class MlflowTracker(Callback):
             self.resume_steps = dict(saved.get("steps", {}))
             # trial id -> [trial number, arch hash] of runs a crashed driver created
             self.saved_trials = dict(saved.get("trials", {}))
+            # Records an earlier driver could not deliver: the writer sends them first.
+            started, steps = writers.spooled_progress(self.state_path)
+            for trial_id in started:
+                self.run_ids.setdefault(trial_id, "pending")
+            for trial_id, step in steps.items():
+                self.resume_steps[trial_id] = max(step, self.resume_steps.get(trial_id, 0))
 
     # Ray snapshots callback states with its trials, so statuses survive a resume.
     def get_state(self) -> dict:
@@ -190,7 +198,8 @@ class MlflowTracker(Callback):
         self.run_ids[trial.trial_id] = "pending"
         self._curves[trial.trial_id] = []  # started in this session: its whole curve is seen
         cost = {k: float(v) for k, v in (config.get("cost") or {}).items()}  # from the gate
-        self._queue.put(("start", trial.trial_id, (name, tags, params, cost)))
+        now = int(time.time() * 1000)
+        self._queue.put(("start", trial.trial_id, (name, tags, params, cost, now)))
         self._replay(trial.trial_id)  # a crash may have lost even the run's creation
 
     def _claim_lost_run(self, trial_id: str, number: int, arch_hash: str) -> bool:
@@ -306,30 +315,40 @@ class MlflowTracker(Callback):
             "ended": {t: self._ended[t] for t in done},
         }
 
-    def flush(self, timeout: float = 300.0) -> None:
-        """Block until everything queued so far is written; learn the runs' ids."""
+    def flush(self, timeout: float = 300.0, final: bool = False) -> dict[str, Any]:
+        """Block until everything queued so far is written (or found unwritable for now); learn
+        the runs' ids. With `final`, what MLflow did not take is spooled to a file for `nasorch
+        resume`. Returns the writer's delivery report (see `delivery`)."""
         process = self._writer.process
         if not process.is_alive():
-            raise RuntimeError(
-                f"the MLflow writer process died (exit code {process.exitcode}); results are "
-                f"kept in Ray's folder and written to MLflow by `nasorch resume`"
-            )
+            self.delivery = {
+                "unsent": -1,
+                "reason": f"the MLflow writer process died (exit code {process.exitcode})",
+            }
+            return self.delivery
         self._flushes += 1
-        self._queue.put(("flush", None, self._flushes))
+        self._queue.put(("flush", None, (self._flushes, final)))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and process.is_alive():
             try:
-                token, run_ids, errors = self._writer.acks.get(timeout=1.0)
+                token, run_ids, report = self._writer.acks.get(timeout=1.0)
             except queue.Empty:
                 continue
-            self.run_ids.update(run_ids)
-            self.errors = errors
+            self.run_ids.update({t: r for t, r in run_ids.items() if t in self.run_ids})
+            self.errors = report["errors"]
+            self.delivery = report
             if token == self._flushes:
-                return
+                return report
+        self.delivery = {
+            "unsent": -1,
+            "reason": f"the MLflow writer gave no answer in {timeout:g} s",
+        }
+        return self.delivery
 
-    def close(self) -> None:
-        """Everything is written; the writer goes back to serve this process's next search."""
+    def close(self) -> dict[str, Any]:
+        """Everything is written or spooled; the writer goes back to serve this process's next
+        search. Returns the delivery report."""
         try:
-            self.flush()
+            return self.flush(final=True)
         finally:
             writers.release(self._writer)

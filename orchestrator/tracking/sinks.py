@@ -17,6 +17,13 @@ import uuid
 from typing import Any
 
 MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch
+# MLflow's answers to a value it will never take (a bad name, a changed param): the item is
+# skipped and reported; any other failure (no connection, a server error) fails the round.
+BAD_VALUE = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST"}
+
+
+def is_bad_value(error: Exception) -> bool:
+    return getattr(error, "error_code", None) in BAD_VALUE
 
 
 class ClientSink:
@@ -26,9 +33,17 @@ class ClientSink:
         self.client = client
         self.pending: dict[str, dict[str, list]] = {}  # run id -> metrics / params / tags
         self.ends: list[tuple[str, str]] = []
+        self.created: set[str] = set()  # runs that exist in the store, whatever came after
+        self.rejected: list[tuple[str, str, str, str]] = []  # (run id, kind, key, why)
 
     def create(self, experiment_id: str, name: str, tags: dict[str, str]) -> str:
-        return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+        run_id = self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+        self.created.add(run_id)
+        return run_id
+
+    def discard(self) -> None:
+        """Forget a failed round's pending writes (the writer retries its events)."""
+        self.pending, self.ends = {}, []
 
     def log(self, run_id: str, metrics=(), params=(), tags=()) -> None:
         b = self.pending.setdefault(run_id, {"metrics": [], "params": [], "tags": []})
@@ -44,16 +59,17 @@ class ClientSink:
         self.ends.append((run_id, "RUNNING"))
 
     def commit(self) -> None:
+        """Writes the round. Raises on a failure that a retry may cure (the writer then retries
+        the round's events: MLflow ignores repeated points and equal params)."""
         pending, ends = self.pending, self.ends
         self.pending, self.ends = {}, []
         for run_id, b in pending.items():
-            for i in range(0, max(1, len(b["metrics"])), MAX_BATCH):
-                self.client.log_batch(
-                    run_id,
-                    metrics=b["metrics"][i : i + MAX_BATCH],
-                    params=b["params"] if i == 0 else [],
-                    tags=b["tags"] if i == 0 else [],
-                )
+            try:
+                self._log_batches(run_id, b["metrics"], b["params"], b["tags"])
+            except Exception as e:
+                if not is_bad_value(e):
+                    raise
+                self._log_one_by_one(run_id, b)
         # A run is closed after its round's single log_batch: its last points and its end cost
         # one store transaction less each.
         for run_id, status in ends:
@@ -61,6 +77,28 @@ class ClientSink:
                 self.client.update_run(run_id, status=status)
             else:
                 self.client.set_terminated(run_id, status=status)
+
+    def _log_batches(self, run_id: str, metrics: list, params: list, tags: list) -> None:
+        for i in range(0, max(1, len(metrics)), MAX_BATCH):
+            self.client.log_batch(
+                run_id,
+                metrics=metrics[i : i + MAX_BATCH],
+                params=params if i == 0 else [],
+                tags=tags if i == 0 else [],
+            )
+
+    def _log_one_by_one(self, run_id: str, b: dict[str, list]) -> None:
+        """MLflow refused the batch for one bad value: write every item on its own, skip and
+        report the ones it refuses, so they never take the others with them."""
+        for kind in ("params", "tags", "metrics"):
+            for item in dict.fromkeys(b[kind]) if kind == "metrics" else b[kind]:
+                try:
+                    self._log_batches(run_id, **{k: [item] if k == kind else [] for k in b})
+                except Exception as e:
+                    if not is_bad_value(e):
+                        raise
+                    why = str(getattr(e, "message", e)).splitlines()[0][:200]
+                    self.rejected.append((run_id, kind[:-1], item.key, why))
 
 
 class SqlSink(ClientSink):
@@ -105,23 +143,31 @@ class SqlSink(ClientSink):
         self.new_runs.append(run)
         return run_id
 
+    def discard(self) -> None:
+        super().discard()
+        self.new_runs = []
+
     def commit(self) -> None:
         if not self.new_runs and not self.pending and not self.ends:
             return
+        new_ids = {run.run_uuid for run in self.new_runs}
         try:
             with self.store.ManagedSessionMaker(read_only=False) as session:
                 session.add_all(self.new_runs)
                 self._write(session)
         except Exception:
             # Rolled back: create the runs on their own, then replay the rest through the
-            # client, which handles duplicates and reports invalid values one run at a time.
+            # client, which handles duplicates and skips invalid values one at a time. If the
+            # store itself fails here, the round fails and the writer retries it.
             if self.new_runs:
                 with self.store.ManagedSessionMaker(read_only=False) as session:
                     session.add_all(self.new_runs)
+                self.created |= new_ids
             self.new_runs = []
             self.replayed += 1
             super().commit()
             return
+        self.created |= new_ids
         self.new_runs, self.pending, self.ends = [], {}, []
 
     def _write(self, session: Any) -> None:

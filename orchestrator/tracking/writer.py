@@ -10,6 +10,7 @@ search in the same process (a notebook, a benchmark) does not pay again.
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing as mp
 import os
 import queue
@@ -22,6 +23,8 @@ from orchestrator.state_file import SearchState
 
 BATCH_SECONDS = 1.0  # how long events are gathered into one round of writes
 CONTROL = ("open", "flush", "close")  # events about the writer, not about a trial
+RETRY_SECONDS = (1.0, 30.0)  # a failed round is retried after 1 s, doubling up to 30 s
+UNSENT_FILE = "nasorch_unsent.jsonl"  # next to the state file: records MLflow did not take yet
 
 
 def writer_main(events, acks, driver):
@@ -40,7 +43,12 @@ def writer_main(events, acks, driver):
             batch = [events.get(timeout=1.0)]
         except queue.Empty:
             if os.getppid() != driver:  # the driver died (even SIGKILL): nothing more will come
+                if writer is not None:
+                    writer.retry(force=True)
+                    writer.spool()
                 return
+            if writer is not None:
+                writer.retry()
             continue
         deadline = time.monotonic() + BATCH_SECONDS
         while batch[-1][0] not in ("flush", "close"):
@@ -62,8 +70,13 @@ def writer_main(events, acks, driver):
                 _adopt(environment)
                 writer = _Writer(*args)
             elif kind == "flush" and writer is not None:
-                acks.put((payload, dict(writer.run_ids), writer.errors[-5:]))
-            elif kind == "close":  # the search was flushed before: nothing is waiting
+                token, final = payload
+                writer.retry(force=True)
+                if final:
+                    writer.spool()
+                acks.put((token, dict(writer.run_ids), writer.report()))
+            elif kind == "close" and writer is not None:  # flushed before: nothing waits
+                writer.spool()
                 writer = None
         if writer is not None and chunk:
             writer.write(chunk)
@@ -152,7 +165,32 @@ def _main_module_hidden():
             setattr(main, k, v)
 
 
+def spooled_progress(state_path: str) -> tuple[set[str], dict[str, int]]:
+    """What a search's spool file will write first when it is resumed: the trials whose runs it
+    creates, and the last epoch it holds per trial (so the resume backfill does not add them
+    again)."""
+    spool = SearchState(state_path).path.with_name(UNSENT_FILE)
+    started: set[str] = set()
+    steps: dict[str, int] = {}
+    if spool.is_file():
+        for line in spool.read_text().splitlines():
+            if not line.strip():
+                continue
+            kind, trial_id, payload = json.loads(line)
+            if kind == "start":
+                started.add(trial_id)
+            elif kind == "metrics":
+                steps[trial_id] = max(int(payload[1]), steps.get(trial_id, 0))
+    return started, steps
+
+
 class _Writer:
+    """Writes one search's events. A round MLflow cannot take now (no connection, a server
+    error) is kept and retried, in order, before anything newer; what is still unsent when the
+    search ends (or the driver dies) is spooled to `nasorch_unsent.jsonl` next to the state
+    file, and the next writer of that search (`nasorch resume`) sends it first. A value MLflow
+    will never take is skipped alone and reported by name."""
+
     def __init__(self, uri, experiment_id, parent_run_id, state_path, run_ids):
         from mlflow.tracking import MlflowClient
 
@@ -167,13 +205,87 @@ class _Writer:
         saved = self.state.read() if self.state else {}
         self.steps: dict[str, int] = saved.get("steps", {})  # trial id -> last epoch written
         self.trials: dict[str, list] = saved.get("trials", {})  # trial id -> [number, arch hash]
+        self.spool_path = self.state.path.with_name(UNSENT_FILE) if self.state else None
+        self.unsent: list = self._read_spool()  # events not yet written, oldest first
+        self.failures = 0  # rounds failed in a row
+        self.next_try = 0.0
+        self.reason: str | None = None  # why the last round failed, one line
         self.errors: list[str] = []
+        self.rejected: list[str] = []  # "t003: metric 'acc@1' (why)"
+        self._attempted: dict[str, tuple[str, list]] = {}  # runs created by the current round
+        if self.unsent:
+            self.retry(force=True)
 
+    # ---- rounds --------------------------------------------------------------------------
     def write(self, events: list[tuple[str, Any, Any]]) -> None:
+        self.unsent += events
+        if time.monotonic() >= self.next_try:
+            self.retry(force=True)
+
+    def retry(self, force: bool = False) -> None:
+        """Try to write everything unsent, if there is any and a retry is due (or forced)."""
+        if not self.unsent or (not force and time.monotonic() < self.next_try):
+            return
+        events = self.unsent
+        kept = (dict(self.run_ids), dict(self.steps), {k: list(v) for k, v in self.trials.items()})
         try:
             self._write(events)
-        except Exception as e:  # keep the writer alive: one bad batch must not stop logging
-            self.errors.append(f"{type(e).__name__}: {e}")
+        except Exception as e:  # the round is kept for the next try; nothing is dropped
+            self.sink.discard()
+            self.run_ids, self.steps, self.trials = kept
+            for trial_id, (run_id, trial) in self._attempted.items():
+                if run_id in self.sink.created:  # runs the store did create are not redone
+                    self.run_ids[trial_id], self.trials[trial_id] = run_id, trial
+            self.failures += 1
+            self.reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"
+            self.errors = (self.errors + [self.reason])[-5:]
+            wait = min(RETRY_SECONDS[0] * 2 ** (self.failures - 1), RETRY_SECONDS[1])
+            self.next_try = time.monotonic() + wait
+            return
+        self.unsent, self.failures, self.reason = [], 0, None
+        self._note_rejected()
+        if self.spool_path is not None and self.spool_path.exists():
+            self.spool_path.unlink()  # everything it held is written now
+
+    def spool(self) -> None:
+        """Keep what is unsent in a file, for `nasorch resume` to send."""
+        if self.spool_path is None or not self.unsent:
+            return
+        tmp = self.spool_path.with_name(f".{UNSENT_FILE}.tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w") as f:
+            for event in self.unsent:
+                f.write(json.dumps(event) + "\n")
+        os.replace(tmp, self.spool_path)
+        if self.state is not None:
+            self.state.update(unsent={"count": len(self.unsent), "file": str(self.spool_path)})
+
+    def _read_spool(self) -> list:
+        if self.spool_path is None or not self.spool_path.is_file():
+            return []
+        with open(self.spool_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def report(self) -> dict[str, Any]:
+        """What the driver needs to say about delivery: unsent records, skipped values."""
+        spooled = self.spool_path is not None and self.spool_path.exists()
+        return {
+            "errors": self.errors[-5:],
+            "unsent": len(self.unsent),
+            "reason": self.reason,
+            "spool": str(self.spool_path) if spooled else None,
+            "rejected": list(self.rejected),
+        }
+
+    def _note_rejected(self) -> None:
+        if not self.sink.rejected:
+            return
+        trial_of = {run_id: trial_id for trial_id, run_id in self.run_ids.items()}
+        for run_id, kind, key, why in self.sink.rejected:
+            number = self.trials.get(trial_of.get(run_id, ""), [0])[0]
+            name = f"t{int(number):03d}" if number else run_id[:8]
+            self.rejected.append(f"{name}: {kind} {key!r} ({why})")
+        self.sink.rejected.clear()
 
     def _write(self, events: list[tuple[str, Any, Any]]) -> None:
         from mlflow.entities import Metric, Param, RunTag
@@ -181,21 +293,25 @@ class _Writer:
         sink = self.sink
         changed = False
         errors: list[tuple[str, str]] = []
+        self._attempted = {}
         for kind, trial_id, payload in events:
             if kind == "start":
+                name, tags, params, cost, *stamp = payload
                 if trial_id not in self.run_ids:
-                    name, tags, params, cost = payload
                     run_id = sink.create(self.experiment_id, name, tags)
                     self.run_ids[trial_id] = run_id
-                    now = int(time.time() * 1000)
-                    sink.log(
-                        run_id,
-                        metrics=[Metric(k, v, now, 0) for k, v in cost.items()],
-                        params=[Param(k, v) for k, v in params.items()],
-                    )
                     number = int(tags.get("nasorch.trial_number", 0))
                     self.trials[trial_id] = [number, tags.get("nasorch.arch_hash", "")]
+                    self._attempted[trial_id] = (run_id, self.trials[trial_id])
                     changed = True
+                # Logged even when the run exists: a round that failed after creating it is
+                # retried whole (MLflow ignores equal params and repeated points).
+                ts = stamp[0] if stamp else int(time.time() * 1000)
+                sink.log(
+                    self.run_ids[trial_id],
+                    metrics=[Metric(k, v, ts, 0) for k, v in cost.items()],
+                    params=[Param(k, v) for k, v in params.items()],
+                )
                 continue
             if kind == "alias":  # a re-suggested trial continues a crashed driver's run
                 old_id = payload
