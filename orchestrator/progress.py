@@ -28,7 +28,8 @@ class Progress(Callback):
         self.tty = self.stream.isatty()
         self.every = every if not self.tty else 0.5
         self.start = time.monotonic()
-        self.latest: dict[str, tuple[float, str]] = {}  # trial id -> (last value, t-number)
+        self.resumed = False
+        self.best: tuple[float, str] | None = None  # the best value any trial reported, and who
         self.ended: dict[str, str] = {}
         self._last_line = ""
         self._last_time = 0.0
@@ -40,14 +41,21 @@ class Progress(Callback):
     def __getstate__(self) -> dict:  # Ray pickles callbacks; a stream cannot be pickled
         return {**self.__dict__, "_stream": None}
 
+    def __setstate__(self, state: dict) -> None:
+        """A resumed search: its clock starts again, and says so."""
+        self.__dict__.update(state)
+        self.start, self.resumed = time.monotonic(), True
+        self.__dict__.setdefault("best", None)
+        self.tty = self.stream.isatty()
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        # Best = best *latest* value, as in the final leaderboard and the saved checkpoints.
+        # The best value reported so far: it never goes down while the search runs (the final
+        # leaderboard ranks trials by their last value).
         value = result.get(self.metric)
-        if isinstance(value, (int, float)):
-            self.latest[trial.trial_id] = (
-                float(value),
-                f"t{trial.config.get('trial_number', 0):03d}",
-            )
+        if isinstance(value, (int, float)) and value == value:
+            better = max if self.mode == "max" else min
+            if self.best is None or better(float(value), self.best[0]) != self.best[0]:
+                self.best = (float(value), f"t{trial.config.get('trial_number', 0):03d}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.ended[trial.trial_id] = trial_status(trial, self.max_epochs, self.scheduler)
@@ -73,16 +81,13 @@ class Progress(Callback):
         early = ended.count("stopped_early")
         errored = ended.count("errored")
         pending = max(0, self.total - done - running)
-        pick = max if self.mode == "max" else min
-        best = "-"
-        if self.latest:
-            value, name = pick(self.latest.values(), key=lambda v: v[0])
-            best = f"{value:.4f} ({name})"
+        best = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
         elapsed = time.monotonic() - self.start
+        clock = f"[resumed, {elapsed:6.1f}s]" if self.resumed else f"[{elapsed:6.1f}s]"
         extra = f", {early} stopped early" if early else ""
         extra += f", {errored} errored" if errored else ""
         return (
-            f"[{elapsed:6.1f}s] trials: {done}/{self.total} finished{extra}, {running} running, "
+            f"{clock} trials: {done}/{self.total} finished{extra}, {running} running, "
             f"{pending} pending | best {self.metric}: {best}"
         )
 

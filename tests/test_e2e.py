@@ -70,6 +70,11 @@ def test_parent_run_records_the_search(search):
     assert m["trials_stopped_early"] == (search.trials["status"] == "stopped_early").sum()
     arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"config.yaml", "leaderboard.csv", "leaderboard.md", "trials.csv"} <= arts
+    # ... and next to Ray's results, where the README says they are
+    for name in ("leaderboard.csv", "leaderboard.md", "trials.csv"):
+        assert os.path.isfile(os.path.join(search.experiment_path, name)), name
+    board = pd.read_csv(os.path.join(search.experiment_path, "leaderboard.csv"))
+    assert board["val_accuracy"].iloc[0] == pytest.approx(search.best["val_accuracy"])
     exp = client.get_experiment(search.experiment_id)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
 
@@ -95,6 +100,8 @@ def test_child_runs_per_trial_with_curves(search):
             range(1, row.epochs + 1)
         )
         assert run.data.metrics["num_params"] == row.num_params > 0
+        # the same value every epoch: logged once, not as a flat curve
+        assert len(client.get_metric_history(run.info.run_id, "num_params")) == 1
 
 
 def _surely_running(experiment_path: str) -> dict[str, tuple[float, float]]:

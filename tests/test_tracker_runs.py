@@ -87,3 +87,25 @@ def test_unfinished_trials_are_closed_and_reopened(tracker):
     ends = {e[1]: e[2] for e in drain(tracker) if e[0] == "end"}
     assert set(ends) == {"old", "other"}
     assert all(v == ({"nasorch.status": "interrupted"}, "KILLED", None) for v in ends.values())
+
+
+def test_a_metric_that_never_changes_is_logged_once(tracker):
+    """num_params every epoch (its value is the gate's cost, logged at step 0) and a fixed
+    hyperparameter curve: logged once; a metric that changes after all gets every point."""
+    t = trial("new", 7, "hash-q")
+    t.config["cost"] = {"num_params": 100.0}
+    tracker.metric = "acc"
+    tracker.on_trial_start(0, [], t)
+    drain(tracker)
+    for epoch, lr in ((1, 0.1), (2, 0.1), (3, 0.05)):
+        result = {"acc": 0.5 + epoch / 10, "num_params": 100, "lr": lr}
+        tracker.on_trial_result(0, [], t, {**result, "training_iteration": epoch})
+    points = {}
+    for kind, _, payload in drain(tracker):
+        if kind == "metrics":
+            values, step, _ = payload
+            for key, value in values.items():
+                points.setdefault(key, []).append((step, value))
+    assert sorted(points["acc"]) == [(1, 0.6), (2, 0.7), (3, 0.8)]
+    assert "num_params" not in points  # its one point is the cost, at step 0
+    assert sorted(points["lr"]) == [(1, 0.1), (2, 0.1), (3, 0.05)]  # changed: all of it

@@ -88,6 +88,7 @@ class MlflowTracker(Callback):
         self._curves: dict[str, list[tuple[int, float]]] = {}  # fresh trial id -> curve
         self._ended: dict[str, float] = {}  # trial id -> when it ended (epoch seconds)
         self._points = 0
+        self._steady: dict[str, dict] = {}  # trial id -> metric -> (first value, held) | False
         self.run_ids: dict[str, str] = {}
         self.resume_steps: dict[str, int] = {}  # trial id -> last epoch recorded before a crash
         self.saved_trials: dict[str, list] = {}
@@ -123,6 +124,7 @@ class MlflowTracker(Callback):
         for name in ("scheduler", "metric"):  # a snapshot by an older nasorch lacks them
             self.__dict__.setdefault(name, None)
         self._curves, self._ended = {}, {}  # a resumed driver saw no trial from its start
+        self._steady = {}
         self._points = 0
         self._load_saved_runs()  # a resumed search continues the runs its writer created
         self._start()
@@ -198,6 +200,7 @@ class MlflowTracker(Callback):
         self.run_ids[trial.trial_id] = "pending"
         self._curves[trial.trial_id] = []  # started in this session: its whole curve is seen
         cost = {k: float(v) for k, v in (config.get("cost") or {}).items()}  # from the gate
+        self._steady[trial.trial_id] = {k: (v, []) for k, v in cost.items()}  # logged at step 0
         now = int(time.time() * 1000)
         self._queue.put(("start", trial.trial_id, (name, tags, params, cost, now)))
         self._replay(trial.trial_id)  # a crash may have lost even the run's creation
@@ -268,12 +271,40 @@ class MlflowTracker(Callback):
             metrics.update(extra)
             if lineage:
                 self._queue.put(("tags", trial.trial_id, lineage))
-        self._queue.put(("metrics", trial.trial_id, (metrics, step, int(time.time() * 1000))))
+        now = int(time.time() * 1000)
+        for values, at, ts in self._without_repeats(trial.trial_id, metrics, step, now):
+            self._queue.put(("metrics", trial.trial_id, (values, at, ts)))
         curve = self._curves.get(trial.trial_id)
         if curve is not None and self.metric in metrics:
             self._points += 1
             if self._points <= MAX_CURVE_POINTS:
                 curve.append((step, metrics[self.metric]))
+
+    def _without_repeats(
+        self, trial_id: str, metrics: dict[str, float], step: int, ts: int
+    ) -> list[tuple[dict[str, float], int, int]]:
+        """A metric that keeps its first value (`num_params` every epoch, a fixed `hp_lr`) is
+        logged once, not as a flat curve: its repeats are held back, and written at their own
+        steps only if it changes after all. The search's metric is always logged."""
+        steady = self._steady.setdefault(trial_id, {})
+        current: dict[str, float] = {}
+        held: dict[tuple[int, int], dict[str, float]] = {}
+        for key, value in metrics.items():
+            seen = steady.get(key)
+            if key == self.metric or seen is False:
+                current[key] = value
+            elif seen is None:
+                steady[key] = (value, [])
+                current[key] = value
+            elif value == seen[0] or (value != value and seen[0] != seen[0]):  # NaN too
+                seen[1].append((step, ts))
+            else:  # it changes after all: its held-back points first
+                for at in seen[1]:
+                    held.setdefault(at, {})[key] = seen[0]
+                steady[key] = False
+                current[key] = value
+        out = [(values, at, stamp) for (at, stamp), values in sorted(held.items())]
+        return [*out, (current, step, ts)] if current else out
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._end(trial, trial_status(trial, self.max_epochs, self.scheduler))
@@ -286,6 +317,7 @@ class MlflowTracker(Callback):
 
     def _end(self, trial: Any, status: str) -> None:
         self.statuses[trial.trial_id] = status
+        self._steady.pop(trial.trial_id, None)
         self._ended[trial.trial_id] = time.time()
         epochs = (trial.last_result or {}).get("training_iteration", 0)
         tags = {"nasorch.status": status, "nasorch.epochs": str(epochs)}

@@ -212,9 +212,17 @@ def finish_search(
         ]
     client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()], tags=tags)
     board = leaderboard(trials, cfg.metric, cfg.mode, top=len(trials))
-    client.log_text(run_id, board.to_csv(index=False), "leaderboard.csv")
-    client.log_text(run_id, to_markdown(board) + "\n", "leaderboard.md")
-    client.log_text(run_id, trials.to_csv(index=False), "trials.csv")
+    tables = {
+        "leaderboard.csv": board.to_csv(index=False),
+        "leaderboard.md": to_markdown(board) + "\n",
+        "trials.csv": trials.to_csv(index=False),
+    }
+    for name, text in tables.items():  # on the parent run, and next to Ray's results
+        if out_dir:
+            Path(out_dir, name).write_text(text)
+            client.log_artifact(run_id, str(Path(out_dir, name)))
+        else:
+            client.log_text(run_id, text, name)
     for path in files or []:
         client.log_artifact(run_id, path)
     if best is not None and best.get("checkpoint") and cfg.trainable.name == "torch":
