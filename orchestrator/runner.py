@@ -10,7 +10,6 @@ import importlib
 import json
 import logging
 import os
-import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +47,7 @@ from orchestrator.state_file import SearchState, join_uri
 from orchestrator.tracking import session
 from orchestrator.tracking import writer as writers
 from orchestrator.tracking.mlflow_tracker import status_of
+from orchestrator.tracking.recovery import trial_id_from_dirname
 
 
 @dataclass
@@ -543,9 +543,8 @@ def result_trial_id(result: Any) -> str:
     metrics: after a PBT exploit those can carry another trial's id, and a trial that never
     reported has none."""
     name = os.path.basename((result.path or "").rstrip("/"))
-    if re.fullmatch(r"t\d+_\w+", name):
-        return name.rsplit("_", 1)[-1]
-    return (result.metrics or {}).get("trial_id") or name.rsplit("_", 1)[-1]
+    own = trial_id_from_dirname(name)
+    return own or (result.metrics or {}).get("trial_id") or name.rsplit("_", 1)[-1]
 
 
 def trial_dirname(trial: Any) -> str:

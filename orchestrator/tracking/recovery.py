@@ -15,6 +15,8 @@ import os
 import re
 from typing import Any
 
+from orchestrator import compat
+
 _TRIAL_DIR = re.compile(r"t\d+_\w+")
 
 
@@ -57,11 +59,6 @@ def unrecorded_results(experiment_dir: str, recorded: dict[str, int]) -> dict[st
 def staging_dirs(experiment_name: str) -> list[str]:
     """Ray's driver-side staging folders of this experiment, in every Ray session on this
     machine (a resumed search runs in a new session; the crashed one's folder stays)."""
-    try:
-        from ray._common.utils import get_default_ray_temp_dir
-
-        root = get_default_ray_temp_dir()
-    except ImportError:  # Ray moved it: its usual place
-        root = os.path.join(os.environ.get("RAY_TMPDIR", "/tmp"), "ray")
+    root = compat.ray_temp_root()
     pattern = os.path.join(root, "session_*", "artifacts", "*", experiment_name, "driver_artifacts")
     return sorted(p for p in glob.glob(pattern) if "session_latest" not in p)
