@@ -2,7 +2,8 @@
 
 Public API:
     run(config) -> SearchResult      # config: ExperimentConfig, dict or YAML path
-    load_config(source, overrides)   # validated ExperimentConfig
+    load_config(source, overrides)   # validated ExperimentConfig (every component builds)
+    parse_config(source, overrides)  # the schema only
     STRATEGIES, SCHEDULERS           # registries: name -> class / factory
 
 Names are imported on first use, so that `import orchestrator.errors` (done by trainables on
@@ -16,7 +17,8 @@ _EXPORTS = {
     "run": "orchestrator.runner",
     "SearchResult": "orchestrator.runner",
     "ExperimentConfig": "orchestrator.config",
-    "load_config": "orchestrator.config",
+    "load_config": "orchestrator.components",
+    "parse_config": "orchestrator.config",
     "UserError": "orchestrator.errors",
     "SCHEDULERS": "orchestrator.schedulers",
     "STRATEGIES": "orchestrator.searchers",

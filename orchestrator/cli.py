@@ -11,6 +11,7 @@ from orchestrator.errors import RecordsUnsent, SearchFinished, UserError
 
 # Sub-commands that live in their own modules: each has add_arguments(parser) and execute(args).
 EXTERNAL = {
+    "check": ("orchestrator.check", "validate a config and show what it would search, in seconds"),
     "bench": ("orchestrator.bench", "benchmark searchers on a tabular NAS benchmark"),
     "compare": ("orchestrator.compare", "compare searches recorded in MLflow: table, CSV, PNG"),
 }

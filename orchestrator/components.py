@@ -1,19 +1,29 @@
-"""Builds the pieces of a search from a validated config: space, strategy, trainable, scheduler.
-
-Every failure here is the user's (a bad name or option) and becomes a one-line UserError.
+"""Builds the pieces of a search from a parsed config, each exactly once: space, strategy,
+trainable, scheduler and gate (`build`). `config.py` only checks the schema; building is where a
+bad name or option is found, and every failure here is the user's and becomes a one-line
+UserError. `load_config` (public) is both: a config known to build.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import random
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator.config import ExperimentConfig, check_options, format_validation_error, lookup
+from orchestrator.config import (
+    ExperimentConfig,
+    check_options,
+    format_validation_error,
+    lookup,
+    parse_config,
+)
 from orchestrator.errors import UserError
 from orchestrator.gate import Gate
 from orchestrator.schedulers import SCHEDULERS
@@ -22,6 +32,50 @@ from search_spaces import SEARCH_SPACES, SearchSpace, SearchSpaceError
 from trainables import TRAINABLES
 
 DEFAULT_MAX_EPOCHS = 100  # for user trainables that do not say how long they train
+
+
+@dataclass
+class Trainable:
+    fn: Callable
+    options: dict[str, Any]  # validated
+    max_epochs: int  # a full trial's budget (DEFAULT_MAX_EPOCHS when the options do not say)
+    epochs_known: bool  # the options set `epochs`: a trial with fewer was stopped early
+
+
+@dataclass
+class Components:
+    """Everything a search is made of, built once from its config."""
+
+    space: SearchSpace
+    strategy: Strategy
+    trainable: Trainable
+    scheduler: Any
+    gate: Gate
+
+
+def build(cfg: ExperimentConfig) -> Components:
+    space = build_space(cfg)
+    trainable = resolve_trainable(cfg)
+    return Components(
+        space=space,
+        strategy=build_strategy(cfg, space),
+        trainable=trainable,
+        scheduler=build_scheduler(cfg, trainable),
+        gate=build_gate(cfg, space, trainable),
+    )
+
+
+def load_config(
+    source: ExperimentConfig | dict | str | os.PathLike,
+    overrides: list[str] | None = None,
+    *,
+    source_dir: str | None = None,
+) -> ExperimentConfig:
+    """A config that is valid and builds (every name and option checked), with `--set`
+    overrides; raises UserError with one line."""
+    cfg = parse_config(source, overrides, source_dir=source_dir)
+    build(cfg)
+    return cfg
 
 
 def _construct(field: str, name: str, factory: Any, options: dict, *args, **kwargs) -> Any:
@@ -74,14 +128,14 @@ def _takes_directions(factory: Any) -> bool:
         return False
 
 
-def build_gate(cfg: ExperimentConfig, space: SearchSpace) -> Gate:
+def build_gate(cfg: ExperimentConfig, space: SearchSpace, trainable: Trainable) -> Gate:
     """Costing, hard constraints and duplicate reuse, checked before a trial is started."""
     input_shape = num_classes = None
     if cfg.trainable.name == "torch":
         from trainables import datasets
 
-        _, options, _ = resolve_trainable(cfg)
         layout = getattr(space, "input_layout", "flat")
+        options = trainable.options
         data = datasets.load(options["dataset"], layout, options["val_fraction"])
         input_shape, num_classes = data.input_shape, data.num_classes
     gate = Gate(
@@ -91,26 +145,28 @@ def build_gate(cfg: ExperimentConfig, space: SearchSpace) -> Gate:
         input_shape=input_shape,
         num_classes=num_classes,
     )
-    if gate.limits:  # every limit must be something this space can be costed on
-        import random
-
-        try:
-            gate.violations(gate.cost(space.sample(random.Random(cfg.seed))))
-        except ValueError as e:
-            raise UserError(str(e)) from None
+    # Every limit must be something this space can be costed on (known without measuring).
+    for limit in gate.limits:
+        if gate.cost_metric(limit) not in gate.cost_names(space.sample(random.Random(cfg.seed))):
+            raise UserError(
+                f"constraints.{limit}: this search space cannot tell {gate.cost_metric(limit)}"
+            )
     return gate
 
 
-def build_scheduler(cfg: ExperimentConfig) -> Any:
+def build_scheduler(cfg: ExperimentConfig, trainable: Trainable) -> Any:
     factory = lookup("scheduler", SCHEDULERS, cfg.scheduler.name)
-    _, _, max_epochs = resolve_trainable(cfg)
     return _construct(
-        "scheduler", cfg.scheduler.name, factory, cfg.scheduler.options, max_t=max_epochs
+        "scheduler",
+        cfg.scheduler.name,
+        factory,
+        cfg.scheduler.options,
+        max_t=trainable.max_epochs,
     )
 
 
-def resolve_trainable(cfg: ExperimentConfig) -> tuple[Callable, dict, int]:
-    """(function, validated options, epochs a full trial trains)."""
+def resolve_trainable(cfg: ExperimentConfig) -> Trainable:
+    """The trainable function, its validated options and its epoch budget."""
     name = cfg.trainable.name
     if ":" in name:
         fn = import_function(name, cfg.module_dirs())
@@ -132,8 +188,8 @@ def resolve_trainable(cfg: ExperimentConfig) -> tuple[Callable, dict, int]:
             raise UserError(
                 msg if msg.startswith("trainable") else f"trainable.options: {msg}"
             ) from None
-    max_epochs = options.get("epochs", DEFAULT_MAX_EPOCHS)
-    return fn, options, int(max_epochs)
+    max_epochs = int(options.get("epochs", DEFAULT_MAX_EPOCHS))
+    return Trainable(fn, options, max_epochs, epochs_known="epochs" in options)
 
 
 def import_function(path: str, search_dirs: list[str] = ()) -> Callable:

@@ -113,14 +113,16 @@ def default_tracking_uri() -> str:
 # ---- loading ------------------------------------------------------------------------------
 
 
-def load_config(
+def parse_config(
     source: ExperimentConfig | dict | str | os.PathLike,
     overrides: list[str] | None = None,
     *,
     source_dir: str | None = None,
 ) -> ExperimentConfig:
-    """A validated config from an object, a dict or a YAML path, with `--set` overrides.
-    `source_dir` (default: the YAML file's folder) is where user modules are also looked for."""
+    """A config whose schema is valid, from an object, a dict or a YAML path, with `--set`
+    overrides. Names and options of components are checked when they are built
+    (`components.build`; `components.load_config` does both). `source_dir` (default: the YAML
+    file's folder) is where user modules are also looked for."""
     if isinstance(source, ExperimentConfig):
         data = source.model_dump()
         source_dir = source_dir or source._source_dir
@@ -136,7 +138,6 @@ def load_config(
     except ValidationError as e:
         raise UserError(format_validation_error(e, ExperimentConfig)) from None
     cfg._source_dir = source_dir
-    check_components(cfg)
     return cfg
 
 
@@ -230,20 +231,3 @@ def lookup(field: str, registry: dict, name: str) -> Any:
     if name not in registry:
         raise UserError(f"{field}.name: {name!r} is not one of {', '.join(sorted(registry))}")
     return registry[name]
-
-
-def check_components(cfg: ExperimentConfig) -> None:
-    """Build each component once so that every bad name or option fails before Ray starts."""
-    from orchestrator.components import (
-        build_gate,
-        build_scheduler,
-        build_space,
-        build_strategy,
-        resolve_trainable,
-    )
-
-    space = build_space(cfg)
-    build_strategy(cfg, space)
-    build_gate(cfg, space)
-    resolve_trainable(cfg)
-    build_scheduler(cfg)

@@ -88,9 +88,25 @@ class Gate:
         self.inflight.add(key)
         return Verdict(True, cost=cost)
 
+    # What a built torch model is costed on (search_spaces.cost.measure), without importing it.
+    MODEL_COSTS = ("num_params", "flops", "latency_ms", "size_mb")
+
+    def cost_names(self, arch: dict) -> set[str]:
+        """The cost metrics this gate can tell for an architecture of its space, found without
+        measuring anything (a table's analytic costs are cheap to ask)."""
+        if self.input_shape is not None:
+            return set(self.MODEL_COSTS)
+        return set(self.space.objectives(arch))
+
+    @staticmethod
+    def cost_metric(limit: str) -> str:
+        from search_spaces.cost_names import LIMIT_KEYS
+
+        return LIMIT_KEYS[limit][0]
+
     def violations(self, cost: dict[str, float]) -> dict[str, str]:
         """Limit name -> why it is violated."""
-        from search_spaces.cost import LIMIT_KEYS
+        from search_spaces.cost_names import LIMIT_KEYS
 
         out = {}
         for limit_key, limit in self.limits.items():

@@ -20,14 +20,8 @@ from typing import Any
 import pandas as pd
 
 from orchestrator import compat
-from orchestrator.components import (
-    build_gate,
-    build_scheduler,
-    build_space,
-    build_strategy,
-    resolve_trainable,
-)
-from orchestrator.config import RESULTS_DIR, ExperimentConfig, load_config
+from orchestrator.components import Components, build, resolve_trainable
+from orchestrator.config import RESULTS_DIR, ExperimentConfig, parse_config
 from orchestrator.errors import RecordsUnsent, SearchFinished, UserError, first_line
 from orchestrator.frontier import FRONT_CSV, objective_names, write_front
 from orchestrator.metric_check import MetricCheck
@@ -77,16 +71,12 @@ def run(
     With `resume=True`, the newest unfinished search of this config's name is continued instead
     (see `resume_search`); a new one starts if there is none.
     """
-    cfg = load_config(config, overrides)
+    cfg = parse_config(config, overrides)
     if resume:
         previous = latest_experiment(cfg.resolved_storage_path(), cfg.name)
         if previous is not None:
             return resume_search(previous, address=address, progress=progress)
-    space = build_space(cfg)
-    strategy = build_strategy(cfg, space)
-    trainable, trainable_options, max_epochs = resolve_trainable(cfg)
-    known_epochs = max_epochs if "epochs" in trainable_options else None
-    scheduler = build_scheduler(cfg)
+    parts = build(cfg)  # every component, once; a bad name or option fails here
     check_paths(cfg)  # these checks fail fast, before anything is recorded
     session.check_reachable(cfg.tracking_uri())
     writers.prestart()  # the MLflow writer imports MLflow while Ray starts
@@ -95,23 +85,12 @@ def run(
         _connect(cfg, address)
         tracking = session.open_search(cfg, store.result())
     with session.ended_on_error(tracking):  # from here on, no parent run is left RUNNING
-        tuner, experiment_path, searcher, tracker = _new_tuner(
-            cfg, tracking, space, strategy, trainable, trainable_options, known_epochs,
-            scheduler, progress,
-        )  # fmt: skip
+        tuner, experiment_path, searcher, tracker = _new_tuner(cfg, tracking, parts, progress)
     return _execute(cfg, tuner, tracking, experiment_path, searcher, tracker)
 
 
 def _new_tuner(
-    cfg: ExperimentConfig,
-    tracking: Any,
-    space: Any,
-    strategy: Any,
-    trainable: Any,
-    trainable_options: dict,
-    known_epochs: int | None,
-    scheduler: Any,
-    progress: bool,
+    cfg: ExperimentConfig, tracking: Any, parts: Components, progress: bool
 ) -> tuple[Any, str, Any, Any]:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
@@ -137,15 +116,16 @@ def _new_tuner(
 
     base_config = {
         "search_space": cfg.search_space.model_dump(),
-        "trainable_options": trainable_options,
+        "trainable_options": parts.trainable.options,
     }
-    gate = build_gate(cfg, space)
+    space, scheduler = parts.space, parts.scheduler
+    known_epochs = parts.trainable.max_epochs if parts.trainable.epochs_known else None
     searcher = StrategySearcher(
-        strategy,
+        parts.strategy,
         metric=cfg.metric,
         mode=cfg.mode,
         base_config=base_config,
-        gate=gate,
+        gate=parts.gate,
         seed=cfg.seed,
         objectives=[o.metric for o in cfg.objectives],
         max_consecutive_failures=cfg.max_consecutive_failures,
@@ -170,7 +150,7 @@ def _new_tuner(
         callbacks.append(Progress(cfg.metric, cfg.mode, cfg.num_samples, known_epochs, scheduler))
 
     tuner = tune.Tuner(
-        tune.with_resources(trainable, _resources(cfg)),
+        tune.with_resources(parts.trainable.fn, _resources(cfg)),
         param_space={},
         tune_config=tune.TuneConfig(
             metric=cfg.metric,
@@ -214,8 +194,8 @@ def resume_search(
     if done is not None:
         raise SearchFinished(f"{path} already finished ({done.get('trials', '?')} trials)")
     state = SearchState(path).read()
-    cfg = load_config(Path(path, CONFIG_FILE), source_dir=state.get("config_dir"))
-    trainable, _, _ = resolve_trainable(cfg)
+    cfg = parse_config(Path(path, CONFIG_FILE), source_dir=state.get("config_dir"))
+    trainable = resolve_trainable(cfg).fn
     parent_run_id = state.get("parent")
     if not parent_run_id:
         raise UserError(f"{path}: no MLflow parent run recorded; it cannot be resumed")

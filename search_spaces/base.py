@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from abc import ABC, abstractmethod
 from typing import Any
@@ -82,3 +83,8 @@ class SearchSpace(ABC):
     def objectives(self, arch: Arch) -> dict[str, float]:
         """Cheap costs the space can compute without training (e.g. parameter count)."""
         return {}
+
+    def size(self) -> float:
+        """How many distinct architectures the space holds (math.inf with a continuous
+        parameter): `nasorch check` prints it."""
+        return math.inf

@@ -19,12 +19,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-LIMIT_KEYS = {
-    "max_params": ("num_params", "parameters"),
-    "max_flops": ("flops", "FLOPs"),
-    "max_latency_ms": ("latency_ms", "ms latency"),
-    "max_size_mb": ("size_mb", "MB"),
-}
+from search_spaces.cost_names import LIMIT_KEYS  # noqa: E402,F401  (re-exported)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,10 @@ class Param(ABC):
     def flat(self, name: str, value: Any) -> dict[str, Any]:
         return {name: value}
 
+    def size(self) -> float:
+        """Distinct values (math.inf for a continuous range)."""
+        return math.inf
+
 
 class Fixed(Param):
     tunable = False
@@ -55,6 +59,9 @@ class Fixed(Param):
 
     def sample(self, rng: random.Random) -> Any:
         return self.value
+
+    def size(self) -> float:
+        return 1
 
     def mutate(self, value: Any, rng: random.Random) -> Any:
         return self.value
@@ -82,6 +89,9 @@ class Choice(Param):
 
     def sample(self, rng: random.Random) -> Any:
         return rng.choice(self.values)
+
+    def size(self) -> float:
+        return len(self.values)
 
     def mutate(self, value: Any, rng: random.Random) -> Any:
         others = [v for v in self.values if v != value]
@@ -146,6 +156,9 @@ class Int(_Range):
     def __init__(self, low: int, high: int, log: bool = False):
         super().__init__(int(low), int(high), log)
 
+    def size(self) -> float:
+        return self.high - self.low + 1
+
     def sample(self, rng: random.Random) -> int:
         if not self.log:
             return rng.randint(self.low, self.high)
@@ -204,6 +217,10 @@ class Repeat(Param):
         self.block_width = sum(p.width for p in self.block.values())
         # Depth, then one presence bit and the block's encoding per slot (zeros when absent).
         self.width = 1 + self.max * (1 + self.block_width)
+
+    def size(self) -> float:
+        per_block = math.prod(p.size() for p in self.block.values())
+        return sum(per_block**n for n in range(self.min, self.max + 1))
 
     def _block(self, rng: random.Random) -> dict[str, Any]:
         return {k: p.sample(rng) for k, p in self.block.items()}
@@ -290,6 +307,9 @@ class Space(SearchSpace):
 
     def sample(self, rng: random.Random) -> Arch:
         return {k: p.sample(rng) for k, p in self.params.items()}
+
+    def size(self) -> float:
+        return math.prod(p.size() for p in self.params.values())
 
     def mutate(self, arch: Arch, rng: random.Random) -> Arch:
         if not self._tunable:

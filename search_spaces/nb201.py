@@ -132,6 +132,9 @@ class NB201Space(SearchSpace):
     def sample(self, rng: random.Random) -> Arch:
         return {"edges": [rng.choice(OPS) for _ in EDGES]}
 
+    def size(self) -> float:
+        return float(len(OPS) ** len(EDGES))
+
     def mutate(self, arch: Arch, rng: random.Random) -> Arch:
         edges = list(arch["edges"])
         i = rng.randrange(len(edges))

@@ -36,3 +36,13 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path
+
+
+# Tests that start Ray, an MLflow server, a browser or a cluster, or kill processes, are the
+# integration tier: `pytest -m "not integration"` is the quick unit tier for everyday work.
+# A test that uses the shared local Ray is one; modules that start their own processes say so
+# with `pytestmark = pytest.mark.integration`.
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "ray_local" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from orchestrator.config import load_config
+from orchestrator.components import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND_LISTS = (

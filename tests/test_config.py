@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from orchestrator.cli import main
-from orchestrator.config import load_config
+from orchestrator.components import load_config
 from orchestrator.errors import UserError
 
 BASE = {"name": "t", "search_space": {"name": "mlp"}}

@@ -37,6 +37,8 @@ from tests.helpers_procs import (
     wait_for,
 )
 
+pytestmark = pytest.mark.integration
+
 NUM_TRIALS = 6
 EPOCHS = 3  # what tests.helpers_cluster.where reports
 

@@ -28,6 +28,8 @@ from tests.helpers_procs import (
     wait_for,
 )
 
+pytestmark = pytest.mark.integration
+
 TRIALS, EPOCHS = 6, 8
 
 

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import ROOT
 from tests.helpers_procs import BIN, ProcessGroups, free_ports, kill_tree, port_open, wait_for
 
+pytestmark = pytest.mark.integration
 N = 10
 
 

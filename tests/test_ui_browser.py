@@ -19,6 +19,8 @@ import pytest
 import orchestrator
 from orchestrator.tracking.session import runs_page_url
 
+pytestmark = pytest.mark.integration
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
     if os.environ.get("CI"):
