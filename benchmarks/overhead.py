@@ -131,7 +131,7 @@ def main() -> int:
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # both sides print nothing while timed
     import ray
 
-    from orchestrator.ray_session import init_ray
+    from orchestrator.execution.ray_session import init_ray
 
     init_ray(None)
     runs: dict[str, list[tuple[float, int]]] = {"bare Ray Tune": [], "nasorch + MLflow": []}

@@ -2,20 +2,21 @@
 
 Public API:
     run(config) -> SearchResult      # config: ExperimentConfig, dict or YAML path
+    resume(experiment) -> SearchResult  # continue a search that stopped (`nasorch resume`)
     load_config(source, overrides)   # validated ExperimentConfig (every component builds)
     parse_config(source, overrides)  # the schema only
     STRATEGIES, SCHEDULERS           # registries: name -> class / factory
 
-Names are imported on first use, so that `import orchestrator.errors` (done by trainables on
-every Ray worker) stays light and free of import cycles.
+Names are imported on first use, so that `import orchestrator` stays light.
 """
 
 from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "run": "orchestrator.runner",
-    "SearchResult": "orchestrator.runner",
+    "run": "orchestrator.execution.runner",
+    "SearchResult": "orchestrator.execution.results",
+    "resume": "orchestrator.execution.runner",
     "ExperimentConfig": "orchestrator.config",
     "load_config": "orchestrator.components",
     "parse_config": "orchestrator.config",

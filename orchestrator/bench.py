@@ -203,7 +203,12 @@ def report_pareto(
     every run's front as CSV, and seed 0's front per searcher against the table's true front."""
     import numpy as np
 
-    from orchestrator.pareto import hypervolume_2d, pareto_front, plot_front_png, write_front_csv
+    from orchestrator.core.pareto import (
+        hypervolume_2d,
+        pareto_front,
+        plot_front_png,
+        write_front_csv,
+    )
     from search_spaces import SEARCH_SPACES
 
     modes = [mode, "min"]

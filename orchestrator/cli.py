@@ -8,17 +8,22 @@ import sys
 from collections.abc import Sequence
 
 from orchestrator.errors import RecordsUnsent, SearchFinished, UserError
+from trainables.errors import InputError
 
 # Sub-commands that live in their own modules: each has add_arguments(parser) and execute(args).
 EXTERNAL = {
     "check": ("orchestrator.check", "validate a config and show what it would search, in seconds"),
     "bench": ("orchestrator.bench", "benchmark searchers on a tabular NAS benchmark"),
-    "compare": ("orchestrator.compare", "compare searches recorded in MLflow: table, CSV, PNG"),
+    "compare": (
+        "orchestrator.reporting.compare",
+        "compare searches recorded in MLflow: table, CSV, PNG",
+    ),
 }
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from orchestrator.runner import print_summary, run
+    from orchestrator.execution.results import print_summary
+    from orchestrator.execution.runner import run
 
     result = run(
         args.config,
@@ -32,7 +37,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from orchestrator.runner import print_summary, resume_search
+    from orchestrator.execution.results import print_summary
+    from orchestrator.execution.runner import resume_search
 
     result = resume_search(args.experiment, address=args.address, progress=not args.quiet)
     print_summary(result, top=args.top)
@@ -48,7 +54,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     if uri.startswith(("http://", "https://")):
         print(f"{uri} is a tracking server already: open it in a browser.")
         return 0
-    from orchestrator.compare import newest_search_url
+    from orchestrator.reporting.compare import newest_search_url
     from orchestrator.ui import serve
 
     url = f"http://{args.host}:{args.port}"
@@ -139,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UserError as e:
+    except (UserError, InputError) as e:
         print(f"nasorch: error: {e}", file=sys.stderr)
         return 2
     except RecordsUnsent as e:

@@ -35,17 +35,6 @@ def local_ray_init_kwargs() -> dict[str, Any]:
     return {"_node_ip_address": "127.0.0.1"}
 
 
-def tuner_run_config(tuner: Any) -> Any:
-    """The RunConfig of a Tuner, including one Ray unpickled for `Tuner.restore` (its callbacks
-    and stopper are the search's own objects, with their restored state)."""
-    return tuner._local_tuner.get_run_config()
-
-
-def tuner_search_alg(tuner: Any) -> Any:
-    """The searcher of a Tuner (after `Tuner.restore`: the one Ray unpickled)."""
-    return tuner._local_tuner._tune_config.search_alg
-
-
 def ray_temp_root() -> str:
     """Ray's temp folder on this machine (sessions, staging copies of results)."""
     try:
@@ -54,3 +43,181 @@ def ray_temp_root() -> str:
         return get_default_ray_temp_dir()
     except ImportError:  # its usual place
         return os.path.join(os.environ.get("RAY_TMPDIR", "/tmp"), "ray")
+
+
+# ---- Ray Tune schedulers ---------------------------------------------------------------------
+# Stop reasons need what a scheduler decided from (ASHA's rungs and cutoffs, Hyperband's bracket,
+# the median rule's running means); PBT's lineage needs its exploit step. Ray exposes none of it.
+
+
+def asha_rung(scheduler: Any, trial_id: str, t: float | None) -> tuple[float, float, int] | None:
+    """(milestone, cutoff in the metric's units, trials recorded there) of the ASHA rung a
+    result at time `t` reaches, as Ray's `_Bracket.on_result` finds it; None when none."""
+    bracket = scheduler._trial_info.get(trial_id)
+    if bracket is None or t is None:
+        return None
+    for milestone, recorded in bracket._rungs:
+        if t < milestone or trial_id in recorded:
+            continue
+        cutoff = bracket.cutoff(recorded)
+        if cutoff is None:
+            return None
+        return milestone, float(cutoff) * scheduler._metric_op, len(recorded)
+    return None
+
+
+def asha_state(scheduler: Any) -> dict[str, Any]:
+    """ASHA's rungs (every bracket's recorded results per milestone) and stop count, as JSON."""
+    return {
+        "num_stopped": scheduler._num_stopped,
+        "rungs": [[dict(recorded) for _, recorded in b._rungs] for b in scheduler._brackets],
+    }
+
+
+def asha_restore(scheduler: Any, state: dict[str, Any]) -> None:
+    scheduler._num_stopped = state["num_stopped"]
+    for bracket, rungs in zip(scheduler._brackets, state["rungs"]):
+        for (_, recorded), saved in zip(bracket._rungs, rungs):
+            recorded.clear()
+            recorded.update(saved)
+
+
+def hyperband_bracket_class() -> type:
+    """Ray's Hyperband bracket, to subclass (Ray offers no hook into successive halving)."""
+    from ray.tune.schedulers.hyperband import _Bracket
+
+    return _Bracket
+
+
+def hyperband_new_bracket(scheduler: Any, cls: type, s: int) -> Any:
+    """What HyperBandScheduler._create_bracket builds, as an instance of `cls`."""
+    return cls(
+        time_attr=scheduler._time_attr,
+        max_trials=scheduler._get_n0(s),
+        init_t_attr=scheduler._get_r0(s),
+        max_t_attr=scheduler._max_t_attr,
+        eta=scheduler._eta,
+        s=s,
+        stop_last_trials=scheduler._stop_last_trials,
+    )
+
+
+def hyperband_bracket_view(bracket: Any) -> tuple[float, dict]:
+    """(epoch the bracket has reached, live trial -> its last result)."""
+    return bracket._cumul_r, bracket._live_trials
+
+
+def median_rule_view(scheduler: Any, trial: Any, t: float) -> tuple[float, list[float]]:
+    """(the trial's best result so far, the running means at `t` of the other trials)."""
+    import math
+
+    others = [o for o in scheduler._trials_beyond_time(t) if o is not trial]
+    means = [scheduler._running_mean(o, t) for o in others]
+    return scheduler._best_result(trial), [m for m in means if math.isfinite(m)]
+
+
+def pbt_with_hooks(base: type) -> type:
+    """`base` (Ray's PBT or PB2) with its exploit step opened up: `adjust_new_config(trial,
+    new_config)` may change the config a receiving trial gets (nasorch keeps its identity), and
+    `on_exploit(trial, donor, donor_result, old_config)` sees every exploit."""
+
+    class WithHooks(base):
+        def _get_new_config(self, trial: Any, trial_to_clone: Any) -> tuple[dict, dict]:
+            new_config, operations = super()._get_new_config(trial, trial_to_clone)
+            return self.adjust_new_config(trial, new_config), operations
+
+        def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
+            old = dict(trial.config)
+            donor_result = self._trial_state[trial_to_clone].last_result or {}
+            super()._exploit(tune_controller, trial, trial_to_clone)
+            self.on_exploit(trial, trial_to_clone, donor_result, old)
+
+    WithHooks.__name__ = f"{base.__name__}WithHooks"
+    return WithHooks
+
+
+def ray_staging_dirs(experiment_name: str) -> list[str]:
+    """Ray's driver-side staging folders of an experiment, in every Ray session on this machine
+    (where Ray writes result.json first; a resumed search runs in a new session)."""
+    import glob
+
+    pattern = os.path.join(
+        ray_temp_root(), "session_*", "artifacts", "*", experiment_name, "driver_artifacts"
+    )
+    return sorted(p for p in glob.glob(pattern) if "session_latest" not in p)
+
+
+# ---- MLflow ---------------------------------------------------------------------------------
+# The MLflow writer's SQL path (tracking/sinks.py) writes MLflow's own tables in one transaction
+# per round. It uses MLflow's SQLAlchemy models, its store and its validator: all internal.
+
+# The columns the SQL path writes, per table; `mlflow_sql_schema_problem` checks them against
+# the database at start (a newer MLflow may have changed them: the client is used then).
+SQL_WRITES = {
+    "runs": {
+        "run_uuid", "name", "source_type", "source_name", "entry_point_name", "user_id",
+        "status", "start_time", "end_time", "deleted_time", "source_version",
+        "lifecycle_stage", "artifact_uri", "experiment_id",
+    },
+    "tags": {"key", "value", "run_uuid"},
+    "params": {"key", "value", "run_uuid"},
+    "metrics": {"key", "value", "timestamp", "step", "is_nan", "run_uuid"},
+    "latest_metrics": {"key", "value", "timestamp", "step", "is_nan", "run_uuid"},
+}  # fmt: skip
+
+
+def mlflow_sql_store(client: Any) -> Any | None:
+    """The SqlAlchemyStore behind an MlflowClient; None for a server or another kind of store."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = client._tracking_client.store
+    return store if isinstance(store, SqlAlchemyStore) else None
+
+
+def mlflow_sql_models() -> Any:
+    """MLflow's SQLAlchemy models of the tables in SQL_WRITES."""
+    from types import SimpleNamespace
+
+    from mlflow.store.tracking.dbmodels import models
+
+    return SimpleNamespace(
+        run=models.SqlRun, tag=models.SqlTag, param=models.SqlParam,
+        metric=models.SqlMetric, latest_metric=models.SqlLatestMetric,
+    )  # fmt: skip
+
+
+def mlflow_sql_schema_problem(store: Any) -> str | None:
+    """None when the database and the installed MLflow's models have every column the SQL path
+    writes and no other required one; otherwise what differs, in one line."""
+    from sqlalchemy import inspect
+
+    models = mlflow_sql_models()
+    tables = {m.__tablename__: m for m in vars(models).values()}
+    inspector = inspect(store.engine)
+    for table, written in SQL_WRITES.items():
+        model = tables.get(table)
+        if model is None:
+            return f"MLflow has no model of table {table!r}"
+        in_model = set(model.__table__.columns.keys())
+        columns = {c["name"]: c for c in inspector.get_columns(table)}
+        missing = (written - in_model) | (written - set(columns))
+        if missing:
+            return f"table {table!r} lacks {', '.join(sorted(missing))}"
+        required = {
+            name
+            for name, c in columns.items()
+            if not c.get("nullable", True) and c.get("default") is None
+            and not c.get("autoincrement") and name not in written
+        }  # fmt: skip
+        if required:
+            return f"table {table!r} requires {', '.join(sorted(required))}, not written"
+    return None
+
+
+def mlflow_validate_batch(metrics: list, params: list, tags: list) -> tuple[list, list, list]:
+    """MLflow's own validation of a log_batch (what the client's store would refuse raises
+    MlflowException); returns the items as MLflow would store them (long values truncated)."""
+    from mlflow.utils.validation import _validate_batch_log_data
+
+    out = _validate_batch_log_data(metrics, params, tags)
+    return (metrics, params, tags) if out is None else tuple(out)

@@ -24,12 +24,13 @@ from orchestrator.config import (
     lookup,
     parse_config,
 )
+from orchestrator.core.gate import Gate
 from orchestrator.errors import UserError
-from orchestrator.gate import Gate
 from orchestrator.schedulers import SCHEDULERS
 from orchestrator.searchers import STRATEGIES, Strategy
 from search_spaces import SEARCH_SPACES, SearchSpace, SearchSpaceError
 from trainables import TRAINABLES
+from trainables.errors import InputError
 
 DEFAULT_MAX_EPOCHS = 100  # for user trainables that do not say how long they train
 
@@ -131,13 +132,9 @@ def _takes_directions(factory: Any) -> bool:
 def build_gate(cfg: ExperimentConfig, space: SearchSpace, trainable: Trainable) -> Gate:
     """Costing, hard constraints and duplicate reuse, checked before a trial is started."""
     input_shape = num_classes = None
-    if cfg.trainable.name == "torch":
-        from trainables import datasets
-
-        layout = getattr(space, "input_layout", "flat")
-        options = trainable.options
-        data = datasets.load(options["dataset"], layout, options["val_fraction"])
-        input_shape, num_classes = data.input_shape, data.num_classes
+    spec = getattr(trainable.fn, "input_spec", None)  # a trainable that builds torch networks
+    if spec is not None:
+        input_shape, num_classes = spec(trainable.options, space)
     gate = Gate(
         space,
         limits=cfg.constraints.model_dump(),
@@ -183,7 +180,7 @@ def resolve_trainable(cfg: ExperimentConfig) -> Trainable:
     if check is not None:
         try:
             check(options)
-        except UserError as e:
+        except (UserError, InputError) as e:
             msg = str(e)
             raise UserError(
                 msg if msg.startswith("trainable") else f"trainable.options: {msg}"

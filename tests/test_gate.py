@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from orchestrator.gate import Gate
+from orchestrator.core.gate import Gate
 from search_spaces import Choice, MLPSpace, NB201Space, Space
 
 

@@ -2,7 +2,7 @@ import csv
 
 import pytest
 
-from orchestrator.pareto import (
+from orchestrator.core.pareto import (
     dominates,
     hypervolume_2d,
     pareto_front,

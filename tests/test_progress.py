@@ -6,7 +6,7 @@ import io
 import pickle
 from types import SimpleNamespace
 
-from orchestrator.progress import Progress
+from orchestrator.execution.progress import Progress
 
 
 def trial(number: int, status: str = "RUNNING"):

@@ -233,7 +233,7 @@ def test_sigkill_then_resume_on_s3_storage(tmp_path, started, s3_server):
 def test_a_results_trial_id_comes_from_its_folder():
     from types import SimpleNamespace
 
-    from orchestrator.runner import result_trial_id
+    from orchestrator.execution.results import result_trial_id
 
     exploited = SimpleNamespace(path="/r/pbt-1/t006_77ca5485", metrics={"trial_id": "019cd48c"})
     assert result_trial_id(exploited) == "77ca5485"

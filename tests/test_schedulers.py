@@ -13,9 +13,9 @@ from mlflow.tracking import MlflowClient
 from ray.tune.schedulers import AsyncHyperBandScheduler, MedianStoppingRule, TrialScheduler
 
 import orchestrator
-from orchestrator.population import KEEP, PBT, is_log
 from orchestrator.schedulers import SCHEDULERS
-from orchestrator.stopping import ASHA, Hyperband, MedianStopping, predict_final
+from orchestrator.schedulers.population import KEEP, PBT, is_log
+from orchestrator.schedulers.stopping import ASHA, Hyperband, MedianStopping, predict_final
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 
@@ -277,7 +277,7 @@ def test_asha_tags_why_it_stopped_a_trial(ray_local, workdir):
 
 
 def test_after_an_exploit_the_searcher_learns_what_its_own_arch_reached():
-    from orchestrator.gate import Gate
+    from orchestrator.core.gate import Gate
     from orchestrator.searchers.base import Strategy
     from orchestrator.searchers.tune_adapter import StrategySearcher
     from search_spaces import SEARCH_SPACES
@@ -311,7 +311,7 @@ def test_after_an_exploit_the_searcher_learns_what_its_own_arch_reached():
 
 
 def test_stop_reasons_and_exploits_survive_a_resume():
-    from orchestrator.resume import SchedulerState
+    from orchestrator.resume.scheduler_state import SchedulerState
 
     asha = SCHEDULERS["asha"](max_t=6)
     asha.stop_reasons["a"] = "asha: stopped at epoch 1"
@@ -328,7 +328,7 @@ def test_stop_reasons_and_exploits_survive_a_resume():
 
 
 def test_the_remembered_result_is_plain_json():
-    from orchestrator.gate import Gate
+    from orchestrator.core.gate import Gate
     from orchestrator.searchers import STRATEGIES
     from orchestrator.searchers.tune_adapter import StrategySearcher
     from search_spaces import SEARCH_SPACES

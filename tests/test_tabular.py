@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import UserError
 from search_spaces.nb201 import NB201Space, parse_arch
 from trainables import TRAINABLES
+from trainables.errors import InputError
 from trainables.tabular import Table, TableError, default_table_path, tabular
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,7 +65,7 @@ def test_clear_errors(tmp_path, text, kwargs, fragment):
     path = str(tmp_path / "missing.csv") if text is None else _write(tmp_path, text)
     with pytest.raises(TableError, match=fragment) as info:
         Table.load(path, **kwargs)
-    assert isinstance(info.value, UserError) and "\n" not in str(info.value)
+    assert isinstance(info.value, InputError) and "\n" not in str(info.value)
 
 
 def test_unknown_architecture(tmp_path):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from orchestrator.state_file import SearchState
+from orchestrator.resume.state_file import SearchState
 from orchestrator.tracking import mlflow_tracker
 from orchestrator.tracking.mlflow_tracker import MlflowTracker
 
@@ -34,7 +34,7 @@ def tracker(tmp_path, monkeypatch):
     )
     return MlflowTracker(
         "sqlite:///unused.db", "1", "parent", run_tags={}, describe=str, flatten=lambda c: {},
-        state_path=str(SearchState(tmp_path).path), max_epochs=3,
+        state_path=str(SearchState(tmp_path).path), max_epochs=3, metric="acc",
     )  # fmt: skip
 
 
@@ -94,7 +94,6 @@ def test_a_metric_that_never_changes_is_logged_once(tracker):
     hyperparameter curve: logged once; a metric that changes after all gets every point."""
     t = trial("new", 7, "hash-q")
     t.config["cost"] = {"num_params": 100.0}
-    tracker.metric = "acc"
     tracker.on_trial_start(0, [], t)
     drain(tracker)
     for epoch, lr in ((1, 0.1), (2, 0.1), (3, 0.05)):

@@ -16,14 +16,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.errors import UserError
+from trainables.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TABLE = "../shared/data/nb201_cifar10.csv"
 TABLE_ENV = "NASORCH_NB201_TABLE"
 
 
-class TableError(UserError):
+class TableError(InputError):
     """A table that cannot be used: missing file or column, malformed row, unknown architecture."""
 
 

@@ -29,6 +29,34 @@ class TorchOptions(BaseModel):
     threads: int = Field(1, ge=1, description="torch intra-op threads per trial on CPU")
 
 
+CHECKPOINT_FILE = "state.pt"  # model, optimizer and epoch, in every checkpoint of a trial
+
+
+def input_spec(options: dict[str, Any], space: Any) -> tuple[tuple[int, ...], int]:
+    """(input shape, number of classes) of the networks this trainable builds: the driver
+    costs candidates on it (the gate) before they take a trial slot."""
+    from trainables import datasets
+
+    opts = TorchOptions(**options)
+    data = datasets.load(opts.dataset, getattr(space, "input_layout", "flat"), opts.val_fraction)
+    return data.input_shape, data.num_classes
+
+
+def best_model(folder: str, arch: dict, space: Any, options: dict[str, Any]) -> tuple[Any, Any]:
+    """(the trained network of a checkpoint folder, an input example): what the search logs as
+    its best model."""
+    import torch
+
+    from trainables import datasets
+
+    opts = TorchOptions(**options)
+    data = datasets.load(opts.dataset, getattr(space, "input_layout", "flat"), opts.val_fraction)
+    model = space.build_model(arch, data.input_shape, data.num_classes)
+    state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    return model.eval(), data.x_val[:4]
+
+
 def _hyper(config: dict[str, Any], opts: TorchOptions, name: str) -> Any:
     # A hyperparameter may come from the arch (searched), the top of the config (PBT mutates
     # it there) or the trainable's options (fixed), in that order.
@@ -80,7 +108,9 @@ def train(config: dict[str, Any]) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            state = torch.load(os.path.join(d, "state.pt"), map_location=device, weights_only=True)
+            state = torch.load(
+                os.path.join(d, CHECKPOINT_FILE), map_location=device, weights_only=True
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch = int(state["epoch"])
@@ -121,9 +151,12 @@ def train(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as d:
             torch.save(
                 {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch},
-                os.path.join(d, "state.pt"),
+                os.path.join(d, CHECKPOINT_FILE),
             )
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
-train.Options = TorchOptions  # validated once, when the config is loaded
+# What the orchestrator may ask of a trainable, beyond running it (each optional):
+train.Options = TorchOptions  # validates trainable.options once, when the config is built
+train.input_spec = input_spec  # lets the gate cost a candidate's network on the driver
+train.best_model = best_model  # rebuilds the best trial's network from its checkpoint

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.jsonio import write_json_atomic
+from orchestrator.core.jsonio import write_json_atomic
 from search_spaces.base import Arch, SearchSpace
 
 Value = float | Sequence[float] | None

@@ -8,11 +8,12 @@ function that replays an architecture through the space's own define-by-run `sug
 
 from __future__ import annotations
 
+import base64
+import pickle
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import optuna
 from optuna.distributions import (
     BaseDistribution,
@@ -22,7 +23,6 @@ from optuna.distributions import (
     distribution_to_json,
     json_to_distribution,
 )
-from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import TrialState, create_trial
 
 from orchestrator.searchers.base import Strategy, Value
@@ -37,7 +37,7 @@ SAMPLERS = {
 }
 
 
-class _ReplayTrial:
+class ReplayTrial:
     """Answers `suggest_*` calls from a flat parameter dict and records the distributions."""
 
     def __init__(self, params: dict[str, Any]):
@@ -62,7 +62,7 @@ class _ReplayTrial:
 
 def to_optuna(space: SearchSpace, arch: Arch) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
     """An architecture as Optuna params and distributions (only the decisions it really has)."""
-    replay = _ReplayTrial(space.to_params(arch))
+    replay = ReplayTrial(space.to_params(arch))
     rebuilt = space.suggest(replay)
     if space.key(rebuilt) != space.key(arch):
         raise ValueError("the space's suggest() does not reproduce the architecture")
@@ -90,8 +90,8 @@ class OptunaStrategy(Strategy):
         self.directions = directions or ["maximize" if mode == "max" else "minimize"]
         self._new_study()
 
-    def _new_study(self) -> None:
-        sampler = SAMPLERS[self.sampler_name](seed=self.seed, **self.sampler_options)
+    def _new_study(self, sampler: Any = None) -> None:
+        sampler = sampler or SAMPLERS[self.sampler_name](seed=self.seed, **self.sampler_options)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(directions=self.directions, sampler=sampler)
         self._pending: dict[str, list[optuna.trial.Trial]] = defaultdict(list)
@@ -137,16 +137,16 @@ class OptunaStrategy(Strategy):
                         "system_attrs": t.system_attrs,
                     }
                 )
-        rngs = {
-            path: [name, keys.tolist(), pos, has_gauss, gauss]
-            for path, rng in _sampler_rngs(self.study.sampler).items()
-            for name, keys, pos, has_gauss, gauss in [rng.get_state()]
-        }
-        return {**super().state(), "trials": trials, "sampler_rngs": rngs}
+        # The sampler itself (its random states: TPE's, CMA-ES's, NSGA-II's and their fallback
+        # samplers'), pickled as Optuna documents for resuming a study with its sampler, so a
+        # restored study draws exactly what the original would have. The trials stay JSON.
+        sampler = base64.b64encode(pickle.dumps(self.study.sampler)).decode("ascii")
+        return {**super().state(), "trials": trials, "sampler": sampler}
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
-        self._new_study()
+        saved = state.get("sampler")  # written by this nasorch's own state(): trusted input
+        self._new_study(pickle.loads(base64.b64decode(saved)) if saved else None)
         for t in state["trials"]:
             dists = {k: json_to_distribution(d) for k, d in t["distributions"].items()}
             st = TrialState[t["state"]]
@@ -160,26 +160,6 @@ class OptunaStrategy(Strategy):
                     system_attrs=t.get("system_attrs") or {},
                 )
             )
-        # Every random state inside the sampler (TPE's, CMA-ES's, NSGA-II's and their fallback
-        # random samplers'), so a restored study draws exactly what the original would have.
-        saved = state.get("sampler_rngs", {})
-        for path, rng in _sampler_rngs(self.study.sampler).items():
-            if path in saved:
-                name, keys, pos, has_gauss, gauss = saved[path]
-                rng.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
-
-
-def _sampler_rngs(sampler: Any, path: str = "sampler", depth: int = 0) -> dict[str, Any]:
-    """Dotted attribute path -> numpy RandomState, for the sampler and the samplers it holds."""
-    found: dict[str, Any] = {}
-    for name, value in sorted(vars(sampler).items()):
-        if isinstance(value, LazyRandomState):
-            found[f"{path}.{name}"] = value.rng
-        elif isinstance(value, np.random.RandomState):
-            found[f"{path}.{name}"] = value
-        elif isinstance(value, optuna.samplers.BaseSampler) and depth < 3:
-            found.update(_sampler_rngs(value, f"{path}.{name}", depth + 1))
-    return found
 
 
 def _as_list(value: Value) -> list[float]:

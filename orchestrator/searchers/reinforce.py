@@ -16,7 +16,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, IntD
 
 from orchestrator.searchers._common import primary
 from orchestrator.searchers.base import Strategy, Value
-from orchestrator.searchers.optuna import _ReplayTrial, to_optuna
+from orchestrator.searchers.optuna import ReplayTrial, to_optuna
 from search_spaces.base import Arch, SearchSpace
 
 
@@ -130,7 +130,7 @@ def _unit(d: Any, value: float) -> float:
     return (value - d.low) / (d.high - d.low)
 
 
-class _PolicyTrial(_ReplayTrial):
+class _PolicyTrial(ReplayTrial):
     """Answers `suggest_*` by sampling each decision from the controller's policy."""
 
     def __init__(self, owner: Reinforce):

@@ -12,7 +12,8 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from orchestrator.gate import Gate
+from orchestrator.core.gate import Gate
+from orchestrator.resume import restored
 from orchestrator.searchers.base import Strategy, write_json_atomic
 
 
@@ -52,6 +53,11 @@ class StrategySearcher(Searcher):
         self.exhausted = False  # True when the gate refused max_skips suggestions in a row
         self.max_consecutive_failures = max_consecutive_failures
         self.failures_in_a_row = 0
+
+    def __setstate__(self, state: dict) -> None:
+        """Ray unpickles the searcher of a restored search: `nasorch resume` finds it here."""
+        self.__dict__.update(state)
+        restored.register("searcher", self)
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # metric and mode come from the experiment config, set in __init__

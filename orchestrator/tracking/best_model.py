@@ -1,32 +1,29 @@
-"""Logs the best trial's network, rebuilt from its last checkpoint, as an MLflow PyTorch model."""
+"""Logs the best trial's network, rebuilt from its last checkpoint, as an MLflow PyTorch model.
+
+The trainable says how to rebuild it (`best_model(folder, arch, space, options) -> (model,
+input example)`, see trainables/torch_loop.py); a trainable without one logs no model.
+"""
 
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Callable
 from typing import Any
 
+from orchestrator import tags as T
 
-def log_best_model(tracking: Any, cfg: Any, space: Any, best: dict) -> None:
+
+def log_best_model(
+    tracking: Any, rebuild: Callable, space: Any, best: dict, options: dict[str, Any]
+) -> None:
     import mlflow
     import mlflow.pytorch
     import torch
-
-    from trainables import datasets
-    from trainables.torch_loop import TorchOptions
-
-    opts = TorchOptions(**cfg.trainable.options)
-    data = datasets.load(opts.dataset, getattr(space, "input_layout", "flat"), opts.val_fraction)
-    arch = space.validate(json.loads(best["arch_json"]))
-    model = space.build_model(arch, data.input_shape, data.num_classes)
     from ray.tune import Checkpoint
 
+    arch = space.validate(json.loads(best["arch_json"]))
     with Checkpoint(best["checkpoint"]).as_directory() as folder:  # local, or fetched from s3://
-        path = os.path.join(folder, "state.pt")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    model.eval()
-    example = data.x_val[:4]
+        model, example = rebuild(folder, arch, space, options)
     mlflow.set_tracking_uri(tracking.uri)
     with mlflow.start_run(run_id=tracking.parent_run_id):
         mlflow.pytorch.log_model(
@@ -34,5 +31,5 @@ def log_best_model(tracking: Any, cfg: Any, space: Any, best: dict) -> None:
             name="best_model",
             input_example=example,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            tags={"nasorch.trial": best["trial"], "nasorch.arch": best["arch"]},
+            tags={"nasorch.trial": best["trial"], T.ARCH: best["arch"]},
         )

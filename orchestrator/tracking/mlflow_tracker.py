@@ -17,47 +17,20 @@ from typing import Any
 
 from ray.tune import Callback
 
-from orchestrator.state_file import SearchState
+from orchestrator import tags as T
+from orchestrator.resume import restored
+from orchestrator.resume.recovery import unrecorded_results
+from orchestrator.resume.state_file import SearchState
 from orchestrator.tracking import writer as writers
-from orchestrator.tracking.recovery import unrecorded_results
+from orchestrator.tracking.events import (
+    STATUS_TO_MLFLOW,
+    RepeatFilter,
+    reported_metrics,
+    trial_status,
+)
 
-# Keys Ray Tune adds to every result; they are bookkeeping, not the trial's metrics.
-TUNE_KEYS = {
-    "timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
-    "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
-    "iterations_since_restore", "experiment_tag", "config", "should_checkpoint", "epoch",
-}  # fmt: skip
 # Curves kept on the driver for the final plots; a search with more points reads MLflow back.
 MAX_CURVE_POINTS = 200_000
-STATUS_TO_MLFLOW = {"completed": "FINISHED", "stopped_early": "FINISHED", "errored": "FAILED"}
-
-
-def status_of(
-    errored: bool, last: dict, max_epochs: int | None = None, stopped: bool = False
-) -> str:
-    """completed / stopped_early / errored. Ray sets `done` on scheduler stops too, so a stop is
-    known from the scheduler (`stopped`) or from fewer epochs than the trainable's budget."""
-    if errored:
-        return "errored"
-    if stopped:
-        return "stopped_early"
-    if max_epochs is not None and last.get("training_iteration", 0) < max_epochs:
-        return "stopped_early"
-    return "completed"
-
-
-def trial_status(trial: Any, max_epochs: int | None = None, scheduler: Any = None) -> str:
-    stopped = trial.trial_id in (getattr(scheduler, "stop_reasons", None) or {})
-    return status_of(trial.status == "ERROR", trial.last_result or {}, max_epochs, stopped)
-
-
-def reported_metrics(result: dict) -> dict[str, float]:
-    """The trainable's own numbers in a Ray result (not Tune's bookkeeping)."""
-    return {
-        k: float(v)
-        for k, v in result.items()
-        if k not in TUNE_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
 
 
 class MlflowTracker(Callback):
@@ -88,7 +61,7 @@ class MlflowTracker(Callback):
         self._curves: dict[str, list[tuple[int, float]]] = {}  # fresh trial id -> curve
         self._ended: dict[str, float] = {}  # trial id -> when it ended (epoch seconds)
         self._points = 0
-        self._steady: dict[str, dict] = {}  # trial id -> metric -> (first value, held) | False
+        self._repeats = RepeatFilter(always=metric)
         self.run_ids: dict[str, str] = {}
         self.resume_steps: dict[str, int] = {}  # trial id -> last epoch recorded before a crash
         self.saved_trials: dict[str, list] = {}
@@ -124,10 +97,11 @@ class MlflowTracker(Callback):
         for name in ("scheduler", "metric"):  # a snapshot by an older nasorch lacks them
             self.__dict__.setdefault(name, None)
         self._curves, self._ended = {}, {}  # a resumed driver saw no trial from its start
-        self._steady = {}
+        self._repeats = RepeatFilter(always=self.metric)
         self._points = 0
         self._load_saved_runs()  # a resumed search continues the runs its writer created
         self._start()
+        restored.register("tracker", self)
 
     def _load_saved_runs(self) -> None:
         if self.state_path:
@@ -157,9 +131,9 @@ class MlflowTracker(Callback):
             if trial_id in self.run_ids:
                 results = self._replay(trial_id)
                 epochs = max([r.get("training_iteration", 0) for r in results], default=0)
-                tags = {"nasorch.status": status}
+                tags = {T.STATUS: status}
                 if epochs:
-                    tags["nasorch.epochs"] = str(epochs)
+                    tags[T.EPOCHS] = str(epochs)
                 tags.update(self._scheduler_tags(trial_id))  # restored by SchedulerState first
                 self._queue.put(("end", trial_id, (tags, STATUS_TO_MLFLOW[status], None)))
 
@@ -188,19 +162,19 @@ class MlflowTracker(Callback):
         tags = {
             **self.run_tags,
             "mlflow.parentRunId": self.parent_run_id,
-            "nasorch.role": "trial",
-            "nasorch.trial_id": trial.trial_id,
-            "nasorch.trial_number": str(number),
-            "nasorch.arch": json.dumps(arch, sort_keys=True)[:5000],
-            "nasorch.arch_hash": str(config.get("arch_key", "")),
-            "nasorch.status": "running",
+            T.ROLE: "trial",
+            T.TRIAL_ID: trial.trial_id,
+            T.TRIAL_NUMBER: str(number),
+            T.ARCH: json.dumps(arch, sort_keys=True)[:5000],
+            T.ARCH_HASH: str(config.get("arch_key", "")),
+            T.STATUS: "running",
         }
         params = {k: str(v)[:6000] for k, v in self.flatten(config).items()}
         name = f"t{number:03d} {self.describe(arch)}"
         self.run_ids[trial.trial_id] = "pending"
         self._curves[trial.trial_id] = []  # started in this session: its whole curve is seen
         cost = {k: float(v) for k, v in (config.get("cost") or {}).items()}  # from the gate
-        self._steady[trial.trial_id] = {k: (v, []) for k, v in cost.items()}  # logged at step 0
+        self._repeats.start(trial.trial_id, cost)  # the costs are logged at step 0
         now = int(time.time() * 1000)
         self._queue.put(("start", trial.trial_id, (name, tags, params, cost, now)))
         self._replay(trial.trial_id)  # a crash may have lost even the run's creation
@@ -232,14 +206,14 @@ class MlflowTracker(Callback):
         exactly the runs this search owns (a superseded or re-keyed one leaves it)."""
         cut = [t for t in self.run_ids if t not in self.statuses]
         for trial_id in cut:
-            self._queue.put(("end", trial_id, ({"nasorch.status": "interrupted"}, "KILLED", None)))
+            self._queue.put(("end", trial_id, ({T.STATUS: "interrupted"}, "KILLED", None)))
         return len(cut)
 
     def fail_trial(self, trial_id: str, message: str) -> None:
         """A trial that ended the search (e.g. it never reported the metric): errored."""
         self.statuses[trial_id] = "errored"
         self.last_error = message
-        tags = {"nasorch.status": "errored", "nasorch.error": message[:5000]}
+        tags = {T.STATUS: "errored", T.ERROR: message[:5000]}
         self._queue.put(("end", trial_id, (tags, "FAILED", message)))
 
     def close_lost_runs(self, known_trial_ids: set[str]) -> None:
@@ -259,9 +233,9 @@ class MlflowTracker(Callback):
         if trial.trial_id not in self._nodes:  # once per trial: where it runs
             self._nodes.add(trial.trial_id)
             where = {
-                "nasorch.node": result.get("hostname") or result.get("node_ip"),
-                "nasorch.node_ip": result.get("node_ip"),
-                "nasorch.node_id": result.get("node_id"),  # Ray's node id, if the trainable says
+                T.NODE: result.get("hostname") or result.get("node_ip"),
+                T.NODE_IP: result.get("node_ip"),
+                T.NODE_ID: result.get("node_id"),  # Ray's node id, if the trainable says
             }
             tags = {k: str(v) for k, v in where.items() if v}
             self._queue.put(("tags", trial.trial_id, tags))
@@ -272,39 +246,13 @@ class MlflowTracker(Callback):
             if lineage:
                 self._queue.put(("tags", trial.trial_id, lineage))
         now = int(time.time() * 1000)
-        for values, at, ts in self._without_repeats(trial.trial_id, metrics, step, now):
+        for values, at, ts in self._repeats(trial.trial_id, metrics, step, now):
             self._queue.put(("metrics", trial.trial_id, (values, at, ts)))
         curve = self._curves.get(trial.trial_id)
         if curve is not None and self.metric in metrics:
             self._points += 1
             if self._points <= MAX_CURVE_POINTS:
                 curve.append((step, metrics[self.metric]))
-
-    def _without_repeats(
-        self, trial_id: str, metrics: dict[str, float], step: int, ts: int
-    ) -> list[tuple[dict[str, float], int, int]]:
-        """A metric that keeps its first value (`num_params` every epoch, a fixed `hp_lr`) is
-        logged once, not as a flat curve: its repeats are held back, and written at their own
-        steps only if it changes after all. The search's metric is always logged."""
-        steady = self._steady.setdefault(trial_id, {})
-        current: dict[str, float] = {}
-        held: dict[tuple[int, int], dict[str, float]] = {}
-        for key, value in metrics.items():
-            seen = steady.get(key)
-            if key == self.metric or seen is False:
-                current[key] = value
-            elif seen is None:
-                steady[key] = (value, [])
-                current[key] = value
-            elif value == seen[0] or (value != value and seen[0] != seen[0]):  # NaN too
-                seen[1].append((step, ts))
-            else:  # it changes after all: its held-back points first
-                for at in seen[1]:
-                    held.setdefault(at, {})[key] = seen[0]
-                steady[key] = False
-                current[key] = value
-        out = [(values, at, stamp) for (at, stamp), values in sorted(held.items())]
-        return [*out, (current, step, ts)] if current else out
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._end(trial, trial_status(trial, self.max_epochs, self.scheduler))
@@ -317,10 +265,10 @@ class MlflowTracker(Callback):
 
     def _end(self, trial: Any, status: str) -> None:
         self.statuses[trial.trial_id] = status
-        self._steady.pop(trial.trial_id, None)
+        self._repeats.end(trial.trial_id)
         self._ended[trial.trial_id] = time.time()
         epochs = (trial.last_result or {}).get("training_iteration", 0)
-        tags = {"nasorch.status": status, "nasorch.epochs": str(epochs)}
+        tags = {T.STATUS: status, T.EPOCHS: str(epochs)}
         tags.update(self._scheduler_tags(trial.trial_id))
         error = None
         if status == "errored" and trial.error_file and os.path.exists(trial.error_file):

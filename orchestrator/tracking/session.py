@@ -16,9 +16,10 @@ from typing import Any
 
 import pandas as pd
 
+from orchestrator import tags as T
 from orchestrator.config import ExperimentConfig, default_tracking_uri
 from orchestrator.errors import UserError, first_line
-from orchestrator.report import leaderboard, to_markdown
+from orchestrator.reporting.leaderboard import leaderboard, to_markdown
 
 # Without this tag MLflow 3 opens an experiment on its GenAI overview, not on the runs.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -147,12 +148,12 @@ def open_search(cfg: ExperimentConfig, store: tuple[Any, str] | None = None) -> 
         experiment_id,
         run_name=f"{cfg.name} · {cfg.searcher.name}+{cfg.scheduler.name} · {started}",
         tags={
-            "nasorch.role": "search",
-            "nasorch.experiment": cfg.name,
-            "nasorch.searcher": cfg.searcher.name,
-            "nasorch.scheduler": cfg.scheduler.name,
-            "nasorch.search_space": cfg.search_space.name,
-            "nasorch.trainable": cfg.trainable.name,
+            T.ROLE: "search",
+            T.EXPERIMENT: cfg.name,
+            T.SEARCHER: cfg.searcher.name,
+            T.SCHEDULER: cfg.scheduler.name,
+            T.SEARCH_SPACE: cfg.search_space.name,
+            T.TRAINABLE: cfg.trainable.name,
         },
     )
     run_id = run.info.run_id
@@ -176,7 +177,7 @@ def reopen_search(cfg: ExperimentConfig, parent_run_id: str) -> Tracking:
             f"tracking.uri: parent run {parent_run_id} not found in {uri}: {first_line(e, 200)}"
         ) from None
     client.update_run(parent_run_id, status="RUNNING")
-    client.set_tag(parent_run_id, "nasorch.resumed", time.strftime("%Y-%m-%d %H:%M:%S"))
+    client.set_tag(parent_run_id, T.RESUMED, time.strftime("%Y-%m-%d %H:%M:%S"))
     return Tracking(client, uri, run.info.experiment_id, parent_run_id)
 
 
@@ -190,7 +191,10 @@ def finish_search(
     files: list[str] | None = None,
     out_dir: str | None = None,
     seen: dict | None = None,
+    trainable: Any = None,
 ) -> None:
+    """The parent run's summary: counts, the best trial, the tables, the plots, and the best
+    model when the trainable can rebuild it from a checkpoint (`trainable.fn.best_model`)."""
     from mlflow.entities import Metric, RunTag
 
     client, run_id = tracking.client, tracking.parent_run_id
@@ -207,8 +211,8 @@ def finish_search(
     if best is not None:
         metrics[f"best_{cfg.metric}"] = float(best[cfg.metric])
         tags = [
-            RunTag("nasorch.best_trial", best["trial"]),
-            RunTag("nasorch.best_run_id", best["run_id"]),
+            RunTag(T.BEST_TRIAL, best["trial"]),
+            RunTag(T.BEST_RUN_ID, best["run_id"]),
         ]
     client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()], tags=tags)
     board = leaderboard(trials, cfg.metric, cfg.mode, top=len(trials))
@@ -225,11 +229,12 @@ def finish_search(
             client.log_text(run_id, text, name)
     for path in files or []:
         client.log_artifact(run_id, path)
-    if best is not None and best.get("checkpoint") and cfg.trainable.name == "torch":
+    rebuild = getattr(getattr(trainable, "fn", None), "best_model", None)
+    if best is not None and best.get("checkpoint") and rebuild is not None:
         from orchestrator.tracking.best_model import log_best_model
 
-        log_best_model(tracking, cfg, space, best)
-    from orchestrator.tracking.plots import log_search_plots  # never raises: warns instead
+        log_best_model(tracking, rebuild, space, best, trainable.options)
+    from orchestrator.reporting.plots import log_search_plots  # never raises: warns instead
 
     log_search_plots(
         client, run_id, tracking.experiment_id, trials, cfg.metric, cfg.mode, out_dir, seen

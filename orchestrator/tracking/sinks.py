@@ -16,6 +16,8 @@ import time
 import uuid
 from typing import Any
 
+from orchestrator import compat
+
 MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch
 # MLflow's answers to a value it will never take (a bad name, a changed param): the item is
 # skipped and reported; any other failure (no connection, a server error) fails the round.
@@ -113,17 +115,17 @@ class SqlSink(ClientSink):
 
     def create(self, experiment_id: str, name: str, tags: dict[str, str]) -> str:
         # What SqlAlchemyStore.create_run writes, with the id chosen here.
-        from mlflow.entities import RunStatus, SourceType
-        from mlflow.entities.lifecycle_stage import LifecycleStage
-        from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag
+        from mlflow.entities import LifecycleStage, RunStatus, SourceType
         from mlflow.utils.uri import append_to_uri_path
+
+        models = compat.mlflow_sql_models()
 
         if experiment_id not in self.artifact_roots:
             experiment = self.store.get_experiment(experiment_id)
             self.artifact_roots[experiment_id] = experiment.artifact_location
         run_id = uuid.uuid4().hex
         root = self.artifact_roots[experiment_id]
-        run = SqlRun(
+        run = models.run(
             name=name,
             artifact_uri=append_to_uri_path(root, run_id, "artifacts"),
             run_uuid=run_id,
@@ -139,7 +141,8 @@ class SqlSink(ClientSink):
             source_version="",
             lifecycle_stage=LifecycleStage.ACTIVE,
         )
-        run.tags = [SqlTag(key=k, value=v) for k, v in {**tags, "mlflow.runName": name}.items()]
+        tags = {**tags, "mlflow.runName": name}
+        run.tags = [models.tag(key=k, value=v) for k, v in tags.items()]
         self.new_runs.append(run)
         return run_id
 
@@ -172,25 +175,19 @@ class SqlSink(ClientSink):
 
     def _write(self, session: Any) -> None:
         from mlflow.entities import RunStatus
-        from mlflow.store.tracking.dbmodels.models import (
-            SqlLatestMetric,
-            SqlMetric,
-            SqlParam,
-            SqlRun,
-            SqlTag,
-        )
-        from mlflow.utils.validation import _validate_batch_log_data
 
+        models = compat.mlflow_sql_models()
         latest: dict[tuple[str, str], Any] = {}
         tags: dict[tuple[str, str], str] = {}
         for run_id, b in self.pending.items():
-            _validate_batch_log_data(b["metrics"], b["params"], b["tags"])
-            session.add_all(
-                SqlParam(run_uuid=run_id, key=p.key, value=p.value) for p in b["params"]
+            # As MLflow would store them: its validator refuses bad names, truncates long values.
+            metrics, params, tags_in = compat.mlflow_validate_batch(
+                b["metrics"], b["params"], b["tags"]
             )
-            for m in dict.fromkeys(b["metrics"]):  # MLflow drops exact repeats within a batch
+            session.add_all(models.param(run_uuid=run_id, key=p.key, value=p.value) for p in params)
+            for m in dict.fromkeys(metrics):  # MLflow drops exact repeats within a batch
                 is_nan, value = self.store.sanitize_metric_value(m.value)
-                row = SqlMetric(
+                row = models.metric(
                     run_uuid=run_id, key=m.key, value=value, timestamp=m.timestamp,
                     step=m.step, is_nan=is_nan,
                 )  # fmt: skip
@@ -198,15 +195,15 @@ class SqlSink(ClientSink):
                 newest = latest.get((run_id, m.key))
                 if newest is None or _order(row) > _order(newest):
                     latest[(run_id, m.key)] = row
-            tags.update({(run_id, t.key): t.value for t in b["tags"]})
+            tags.update({(run_id, t.key): t.value for t in tags_in})
         if latest:
-            for row in _rows(session, SqlLatestMetric, {r for r, _ in latest}):
+            for row in _rows(session, models.latest_metric, {r for r, _ in latest}):
                 new = latest.pop((row.run_uuid, row.key), None)
                 if new is not None and _order(new) > _order(row):
                     row.value, row.step = new.value, new.step
                     row.timestamp, row.is_nan = new.timestamp, new.is_nan
             session.add_all(
-                SqlLatestMetric(
+                models.latest_metric(
                     run_uuid=m.run_uuid,
                     key=m.key,
                     value=m.value,
@@ -217,15 +214,15 @@ class SqlSink(ClientSink):
                 for m in latest.values()
             )
         if tags:
-            for row in _rows(session, SqlTag, {r for r, _ in tags}):
+            for row in _rows(session, models.tag, {r for r, _ in tags}):
                 value = tags.pop((row.run_uuid, row.key), None)
                 if value is not None:
                     row.value = value
-            session.add_all(SqlTag(run_uuid=r, key=k, value=v) for (r, k), v in tags.items())
+            session.add_all(models.tag(run_uuid=r, key=k, value=v) for (r, k), v in tags.items())
         if self.ends:
             status = dict(self.ends)
             now = int(time.time() * 1000)
-            for run in _rows(session, SqlRun, set(status)):
+            for run in _rows(session, models.run, set(status)):
                 run.status = RunStatus.to_string(RunStatus.from_string(status[run.run_uuid]))
                 run.end_time = None if run.status == "RUNNING" else now
 
@@ -246,11 +243,12 @@ def _order(metric: Any) -> tuple:
 
 
 def make_sink(client: Any) -> ClientSink:
-    """The SQL path where the client's store is MLflow's SqlAlchemyStore, the client otherwise."""
+    """The SQL path where the client's store is MLflow's SQLAlchemy store and its schema is the
+    one this path writes; the client otherwise (a server, or an MLflow whose tables moved)."""
     try:
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-        store = client._tracking_client.store
-    except (ImportError, AttributeError):
+        store = compat.mlflow_sql_store(client)
+        if store is None or compat.mlflow_sql_schema_problem(store) is not None:
+            return ClientSink(client)
+    except (ImportError, AttributeError):  # MLflow moved its internals: the public path
         return ClientSink(client)
-    return SqlSink(client, store) if isinstance(store, SqlAlchemyStore) else ClientSink(client)
+    return SqlSink(client, store)

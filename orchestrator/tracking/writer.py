@@ -19,7 +19,8 @@ import threading
 import time
 from typing import Any
 
-from orchestrator.state_file import SearchState
+from orchestrator import tags as T
+from orchestrator.resume.state_file import SearchState
 
 BATCH_SECONDS = 1.0  # how long events are gathered into one round of writes
 CONTROL = ("open", "flush", "close")  # events about the writer, not about a trial
@@ -300,8 +301,8 @@ class _Writer:
                 if trial_id not in self.run_ids:
                     run_id = sink.create(self.experiment_id, name, tags)
                     self.run_ids[trial_id] = run_id
-                    number = int(tags.get("nasorch.trial_number", 0))
-                    self.trials[trial_id] = [number, tags.get("nasorch.arch_hash", "")]
+                    number = int(tags.get(T.TRIAL_NUMBER, 0))
+                    self.trials[trial_id] = [number, tags.get(T.ARCH_HASH, "")]
                     self._attempted[trial_id] = (run_id, self.trials[trial_id])
                     changed = True
                 # Logged even when the run exists: a round that failed after creating it is
@@ -318,7 +319,7 @@ class _Writer:
                 self.run_ids[trial_id] = self.run_ids.pop(old_id)
                 self.steps[trial_id] = self.steps.pop(old_id, 0)
                 self.trials[trial_id] = self.trials.pop(old_id, [0, ""])
-                sink.log(self.run_ids[trial_id], tags=[RunTag("nasorch.trial_id", trial_id)])
+                sink.log(self.run_ids[trial_id], tags=[RunTag(T.TRIAL_ID, trial_id)])
                 changed = True
                 continue
             run_id = self.run_ids.get(trial_id)
@@ -327,7 +328,7 @@ class _Writer:
             if kind == "reopen":
                 sink.reopen(run_id)
             elif kind == "supersede":  # closed for good: no longer the search's run
-                sink.log(run_id, tags=[RunTag("nasorch.status", "superseded")])
+                sink.log(run_id, tags=[RunTag(T.STATUS, "superseded")])
                 sink.end(run_id, "KILLED")
                 for owned in (self.run_ids, self.steps, self.trials):
                     owned.pop(trial_id, None)

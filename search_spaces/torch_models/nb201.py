@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from search_spaces.nb201 import EDGES, _input_dims
+from search_spaces.nb201_cell import EDGES, input_dims
 
 
 class ReLUConvBN(nn.Sequential):
@@ -79,7 +79,7 @@ def skeleton(
     reductions, head and classifier. Shared by the standalone network and the supernet, so that
     inherited weights mean the same network."""
     stem = nn.Sequential(
-        nn.Conv2d(_input_dims(input_shape)[0], C, 3, padding=1, bias=False), nn.BatchNorm2d(C)
+        nn.Conv2d(input_dims(input_shape)[0], C, 3, padding=1, bias=False), nn.BatchNorm2d(C)
     )
     layers: list[nn.Module] = []
     c = C

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from search_spaces.nb201 import EDGES, OPS
+from search_spaces.nb201_cell import EDGES, OPS
 from search_spaces.torch_models.nb201 import NB201Network, make_op, skeleton
 
 

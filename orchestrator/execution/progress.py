@@ -8,7 +8,9 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from orchestrator.tracking.mlflow_tracker import trial_status
+from orchestrator import tags as T
+from orchestrator.resume import restored
+from orchestrator.tracking.events import trial_status
 
 
 class Progress(Callback):
@@ -29,6 +31,7 @@ class Progress(Callback):
         self.every = every if not self.tty else 0.5
         self.start = time.monotonic()
         self.resumed = False
+        self.enabled = True  # a resumed search with --quiet switches it off
         self.best: tuple[float, str] | None = None  # the best value any trial reported, and who
         self.ended: dict[str, str] = {}
         self._last_line = ""
@@ -47,6 +50,7 @@ class Progress(Callback):
         self.start, self.resumed = time.monotonic(), True
         self.__dict__.setdefault("best", None)
         self.tty = self.stream.isatty()
+        restored.register("progress", self)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         # The best value reported so far: it never goes down while the search runs (the final
@@ -55,14 +59,14 @@ class Progress(Callback):
         if isinstance(value, (int, float)) and value == value:
             better = max if self.mode == "max" else min
             if self.best is None or better(float(value), self.best[0]) != self.best[0]:
-                self.best = (float(value), f"t{trial.config.get('trial_number', 0):03d}")
+                self.best = (float(value), T.trial_name(T.trial_number(trial.config)))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.ended[trial.trial_id] = trial_status(trial, self.max_epochs, self.scheduler)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.ended[trial.trial_id] = "errored"
-        name = f"t{trial.config.get('trial_number', 0):03d}"
+        name = T.trial_name(T.trial_number(trial.config))
         self._print(f"trial {name} failed; error in {trial.error_file}", force=True)
 
     def on_step_end(self, iteration, trials, **info):
@@ -92,6 +96,8 @@ class Progress(Callback):
         )
 
     def _print(self, line: str, force: bool = False) -> None:
+        if not getattr(self, "enabled", True):
+            return
         now = time.monotonic()
         if not force and (line == self._last_line or now - self._last_time < self.every):
             return

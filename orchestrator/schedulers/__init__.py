@@ -13,8 +13,8 @@ from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from orchestrator.population import DEFAULT_HYPERPARAMS, PBT
-from orchestrator.stopping import ASHA, CurveStopping, Hyperband, MedianStopping
+from orchestrator.schedulers.population import DEFAULT_HYPERPARAMS, PBT
+from orchestrator.schedulers.stopping import ASHA, CurveStopping, Hyperband, MedianStopping
 
 
 def fifo(max_t: int) -> TrialScheduler:
@@ -27,7 +27,6 @@ def asha(
     _check_epochs("grace_period", grace_period, max_t)
     _check_reduction(reduction_factor)
     return ASHA(
-        time_attr="training_iteration",
         max_t=max_t,
         grace_period=grace_period,
         reduction_factor=reduction_factor,
@@ -37,13 +36,12 @@ def asha(
 
 def hyperband(max_t: int, reduction_factor: float = 3) -> TrialScheduler:
     _check_reduction(reduction_factor)
-    return Hyperband(time_attr="training_iteration", max_t=max_t, reduction_factor=reduction_factor)
+    return Hyperband(max_t=max_t, reduction_factor=reduction_factor)
 
 
 def median(max_t: int, grace_period: int = 1, min_samples_required: int = 3) -> TrialScheduler:
     _check_epochs("grace_period", grace_period, max_t)
     return MedianStopping(
-        time_attr="training_iteration",
         grace_period=grace_period,
         min_samples_required=min_samples_required,
     )
@@ -79,7 +77,6 @@ def pbt(
     return PBT(
         _bounds(hyperparams),
         max_t,
-        time_attr="training_iteration",
         perturbation_interval=perturbation_interval,
         burn_in_period=burn_in_period,
         quantile_fraction=quantile_fraction,
@@ -98,7 +95,7 @@ def pb2(
     if not 0 <= quantile_fraction <= 0.5:
         raise ValueError(f"quantile_fraction must be between 0 and 0.5, got {quantile_fraction}")
     try:  # imported here: Ray's PB2 pulls in scikit-learn's GP (1.5 s) on import
-        from orchestrator.pb2 import PB2Lineage
+        from orchestrator.schedulers.pb2 import PB2Lineage
     except ImportError as e:
         raise ValueError(
             f"pb2 needs {e.name or 'scikit-learn'}: pip install scikit-learn"
@@ -106,7 +103,6 @@ def pb2(
     return PB2Lineage(
         _bounds(hyperparams),
         max_t,
-        time_attr="training_iteration",
         perturbation_interval=perturbation_interval,
         quantile_fraction=quantile_fraction,
     )

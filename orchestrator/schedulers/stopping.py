@@ -18,9 +18,12 @@ from ray.tune.schedulers import (
     MedianStoppingRule,
     TrialScheduler,
 )
-from ray.tune.schedulers import hyperband as _hb
+
+from orchestrator import compat
+from orchestrator import tags as T
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
+TIME_ATTR = "training_iteration"  # the one clock every nasorch scheduler counts in (epochs)
 # Exponents tried for the curve a - b * t^-c; ties go to the first, the most optimistic.
 CURVE_EXPONENTS = (0.25, 0.5, 1.0, 2.0)
 
@@ -32,67 +35,65 @@ class StopReasons:
 
     def trial_tags(self, trial_id: str) -> dict[str, str]:
         reason = self.stop_reasons.get(trial_id)
-        return {"nasorch.stop_reason": reason} if reason else {}
+        return {T.STOP_REASON: reason} if reason else {}
+
+    search_mode: str | None = None  # what Tune set: min or max
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        ok = super().set_search_properties(metric, mode, **spec)
+        self.search_mode = mode or self.search_mode
+        return ok
+
+    @staticmethod
+    def _clock(kwargs: dict) -> dict:
+        """Every nasorch scheduler counts epochs (Ray's training_iteration)."""
+        if kwargs.setdefault("time_attr", TIME_ATTR) != TIME_ATTR:
+            raise ValueError(f"time_attr must be {TIME_ATTR!r}, got {kwargs['time_attr']!r}")
+        return kwargs
 
     def _worse(self) -> str:
-        return "below" if getattr(self, "_mode", "max") == "max" else "above"
+        return "below" if (self.search_mode or "max") == "max" else "above"
 
 
 class ASHA(StopReasons, AsyncHyperBandScheduler):
-    def __init__(self, **kwargs: Any):
-        super().__init__(**kwargs)
+    def __init__(self, *, max_t: int, reduction_factor: float = 3, **kwargs: Any):
+        super().__init__(max_t=max_t, reduction_factor=reduction_factor, **self._clock(kwargs))
+        self.max_epochs, self.reduction_factor = max_t, reduction_factor
         self.stop_reasons = {}
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        rung = self._rung(trial, result)  # read before the bracket records this result
+        # Read before the bracket records this result.
+        rung = compat.asha_rung(self, trial.trial_id, result.get(TIME_ATTR))
         action = super().on_trial_result(tune_controller, trial, result)
-        epoch = result.get(self._time_attr, 0)
-        if action == STOP and epoch < self._max_t:  # at max_t ASHA "stops" a finished trial
+        epoch = result.get(TIME_ATTR, 0)
+        if action == STOP and epoch < self.max_epochs:  # at max_t ASHA "stops" a finished trial
             if rung is None:
                 self.stop_reasons[trial.trial_id] = f"asha: stopped at epoch {epoch:g}"
             else:
                 milestone, cutoff, others = rung
-                value = result[self._metric]
+                value = result[self.metric]
                 self.stop_reasons[trial.trial_id] = (
-                    f"asha rung {milestone:g}: {self._metric} {value:.4f} {self._worse()} the "
-                    f"rung's cutoff {cutoff:.4f} (top 1/{self._rf:g} of {others + 1} trials go on)"
+                    f"asha rung {milestone:g}: {self.metric} {value:.4f} {self._worse()} the "
+                    f"rung's cutoff {cutoff:.4f} (top 1/{self.reduction_factor:g} of "
+                    f"{others + 1} trials go on)"
                 )
         return action
 
-    def _rung(self, trial: Any, result: dict) -> tuple[float, float, int] | None:
-        """(milestone, cutoff in metric units, trials recorded there) of the rung this result
-        reaches, as Ray's `_Bracket.on_result` finds it; None when it reaches none."""
-        bracket = self._trial_info.get(trial.trial_id)
-        t = result.get(self._time_attr)
-        if bracket is None or t is None:
-            return None
-        for milestone, recorded in bracket._rungs:
-            if t < milestone or trial.trial_id in recorded:
-                continue
-            cutoff = bracket.cutoff(recorded)
-            if cutoff is None:
-                return None
-            return milestone, float(cutoff) * self._metric_op, len(recorded)
-        return None
 
-    @property
-    def _rf(self) -> float:
-        return self._brackets[0].rf
-
-
-class _RecordingBracket(_hb._Bracket):
+class _RecordingBracket(compat.hyperband_bracket_class()):
     """A Hyperband bracket that writes down why successive halving dropped each trial."""
 
     reasons: dict[str, str]
     worse: str
 
     def successive_halving(self, metric: str, metric_op: float) -> tuple[list, list]:
-        epoch, entered = self._cumul_r, len(self._live_trials)
+        epoch, live = compat.hyperband_bracket_view(self)
+        entered = len(live)
         good, bad = super().successive_halving(metric, metric_op)
         if good and bad:  # every trial in `bad` is stopped by the scheduler
-            cutoff = min(metric_op * self._live_trials[t][metric] for t in good) * metric_op
+            cutoff = min(metric_op * live[t][metric] for t in good) * metric_op
             for t in bad:
-                value = self._live_trials[t][metric]
+                value = live[t][metric]
                 self.reasons[t.trial_id] = (
                     f"hyperband rung {epoch:g}: {metric} {value:.4f} {self.worse} the cutoff "
                     f"{cutoff:.4f} (top {len(good)} of {entered} trials in its bracket go on)"
@@ -102,36 +103,27 @@ class _RecordingBracket(_hb._Bracket):
 
 class Hyperband(StopReasons, HyperBandScheduler):
     def __init__(self, **kwargs: Any):
-        super().__init__(**kwargs)
+        super().__init__(**self._clock(kwargs))
         self.stop_reasons = {}
 
-    def _create_bracket(self, s: int) -> _hb._Bracket:
-        bracket = _RecordingBracket(
-            time_attr=self._time_attr,
-            max_trials=self._get_n0(s),
-            init_t_attr=self._get_r0(s),
-            max_t_attr=self._max_t_attr,
-            eta=self._eta,
-            s=s,
-            stop_last_trials=self._stop_last_trials,
-        )
+    def _create_bracket(self, s: int) -> Any:  # Ray's hook for a new bracket
+        bracket = compat.hyperband_new_bracket(self, _RecordingBracket, s)
         bracket.reasons, bracket.worse = self.stop_reasons, self._worse()
         return bracket
 
 
 class MedianStopping(StopReasons, MedianStoppingRule):
     def __init__(self, **kwargs: Any):
-        super().__init__(**kwargs)
+        super().__init__(**self._clock(kwargs))
         self.stop_reasons = {}
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         action = super().on_trial_result(tune_controller, trial, result)
         if action == STOP:
-            t = result[self._time_attr]
-            others = [o for o in self._trials_beyond_time(t) if o is not trial]
-            means = [m for m in (self._running_mean(o, t) for o in others) if np.isfinite(m)]
+            t = result[TIME_ATTR]
+            best, means = compat.median_rule_view(self, trial, t)
             self.stop_reasons[trial.trial_id] = (
-                f"median rule at epoch {t:g}: best {self._metric} {self._best_result(trial):.4f} "
+                f"median rule at epoch {t:g}: best {self.metric} {best:.4f} "
                 f"{self._worse()} the median {np.median(means):.4f} of {len(means)} other "
                 "trials' running means"
             )
@@ -164,26 +156,18 @@ class CurveStopping(StopReasons, FIFOScheduler):
     def __init__(self, max_t: int, grace_period: int = 3, margin: float = 0.02):
         super().__init__()
         self.max_t, self.grace_period, self.margin = max_t, grace_period, margin
-        self._time_attr = "training_iteration"
-        self._metric: str | None = None
-        self._mode: str | None = None
         self._curves: dict[str, dict[float, float]] = {}  # trial id -> epoch -> score
         self._names: dict[str, str] = {}  # trial id -> t-number, for the reasons
         self.stop_reasons = {}
 
-    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
-        self._metric = metric or self._metric
-        self._mode = mode or self._mode
-        return True
-
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        t, value = result.get(self._time_attr), result.get(self._metric)
+        t, value = result.get(TIME_ATTR), result.get(self.metric)
         if t is None or not isinstance(value, (int, float)):
             return CONTINUE
-        sign = 1.0 if self._mode != "min" else -1.0  # scores: higher is better
+        sign = 1.0 if self.search_mode != "min" else -1.0  # scores: higher is better
         curve = self._curves.setdefault(trial.trial_id, {})
         curve[t] = sign * float(value)  # a resumed trial overwrites the epochs it repeats
-        self._names[trial.trial_id] = f"t{trial.config.get('trial_number', 0):03d}"
+        self._names[trial.trial_id] = T.trial_name(T.trial_number(trial.config))
         if t < self.grace_period or t >= self.max_t:
             return CONTINUE
         leader = self._leader(exclude=trial.trial_id)
@@ -195,7 +179,7 @@ class CurveStopping(StopReasons, FIFOScheduler):
         if predicted + self.margin >= best:
             return CONTINUE
         self.stop_reasons[trial.trial_id] = (
-            f"curve at epoch {t:g}: predicted {self._metric} at epoch {self.max_t} "
+            f"curve at epoch {t:g}: predicted {self.metric} at epoch {self.max_t} "
             f"{sign * predicted:.4f} (fit a - b*t^-{c:g}), with margin {self.margin:g} "
             f"{self._worse()} the best so far {sign * best:.4f} ({self._names[leader_id]})"
         )

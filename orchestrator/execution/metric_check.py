@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from ray.tune.stopper import Stopper
 
-from orchestrator.tracking.mlflow_tracker import reported_metrics
+from orchestrator.resume import restored
+from orchestrator.tracking.events import reported_metrics
 
 
 class MetricCheck(Stopper):
@@ -33,6 +34,10 @@ class MetricCheck(Stopper):
             f"{', '.join(reported)} (set `metric` to one of them)"
         )
         return True
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        restored.register("metric_check", self)
 
     def stop_all(self) -> bool:
         return self.problem is not None

@@ -18,6 +18,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from orchestrator import tags as T
+
 log = logging.getLogger(__name__)
 
 History = Sequence[tuple[int, float]]  # (epoch, value), in epoch order
@@ -168,7 +170,7 @@ def plot_tradeoff(
     scored = scored.dropna(subset=["num_params"])
     if len(scored) < 2 or scored["num_params"].nunique() < 2:
         return None
-    from orchestrator.pareto import pareto_front
+    from orchestrator.core.pareto import pareto_front
 
     points = list(zip(scored["num_params"].astype(float), scored[metric].astype(float)))
     front = sorted(points[i] for i in pareto_front(points, ["min", mode]))
@@ -254,7 +256,7 @@ def _read_back(client, experiment_id, parent_run_id, start, metric) -> tuple[dic
         r.info.run_id: (r.info.end_time - start) / 1000.0 for r in children if r.info.end_time
     }
     names = {r.info.run_id: r.info.run_name.split(" ")[0] for r in children}
-    statuses = {names[r.info.run_id]: r.data.tags.get("nasorch.status", "") for r in children}
+    statuses = {names[r.info.run_id]: r.data.tags.get(T.STATUS, "") for r in children}
     histories = {
         names[r.info.run_id]: [
             (m.step, m.value)

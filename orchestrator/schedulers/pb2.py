@@ -7,10 +7,14 @@ from typing import Any
 
 from ray.tune.schedulers.pb2 import PB2
 
-from orchestrator.population import Lineage
+from orchestrator import compat
+from orchestrator.schedulers.population import Lineage
+from orchestrator.schedulers.stopping import TIME_ATTR
 
 
-class PB2Lineage(Lineage, PB2):
+class PB2Lineage(Lineage, compat.pbt_with_hooks(PB2)):
     def __init__(self, bounds: dict[str, tuple[float, float]], max_t: int, **kwargs: Any):
-        super().__init__(hyperparam_bounds={k: list(v) for k, v in bounds.items()}, **kwargs)
+        super().__init__(
+            time_attr=TIME_ATTR, hyperparam_bounds={k: list(v) for k, v in bounds.items()}, **kwargs
+        )
         self._setup_lineage(bounds, max_t)

@@ -59,6 +59,4 @@ def unrecorded_results(experiment_dir: str, recorded: dict[str, int]) -> dict[st
 def staging_dirs(experiment_name: str) -> list[str]:
     """Ray's driver-side staging folders of this experiment, in every Ray session on this
     machine (a resumed search runs in a new session; the crashed one's folder stays)."""
-    root = compat.ray_temp_root()
-    pattern = os.path.join(root, "session_*", "artifacts", "*", experiment_name, "driver_artifacts")
-    return sorted(p for p in glob.glob(pattern) if "session_latest" not in p)
+    return compat.ray_staging_dirs(experiment_name)

@@ -18,6 +18,10 @@ from typing import Any
 from ray import tune
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
+from orchestrator import compat
+from orchestrator import tags as T
+from orchestrator.schedulers.stopping import TIME_ATTR
+
 DEFAULT_HYPERPARAMS = {"lr": (1e-4, 1e-1), "weight_decay": (0.0, 1e-3), "dropout": (0.0, 0.5)}
 KEEP = ("trial_number", "seed")  # the receiving trial's identity survives an exploit
 
@@ -54,7 +58,6 @@ class Lineage:
     # the donor has reported several newer ones (Ray deletes old ones when num_to_keep is set).
     keep_checkpoints: int | None = None
     bounds: dict[str, tuple[float, float]]
-    _time_attr: str
 
     def _setup_lineage(self, bounds: dict[str, tuple[float, float]], max_t: int) -> None:
         self.bounds, self.max_t = bounds, max_t
@@ -82,33 +85,35 @@ class Lineage:
                 config[name] = sample(rng, low, high)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        epoch = self._epoch[trial.trial_id] = result.get(self._time_attr, 0)
+        epoch = self._epoch[trial.trial_id] = result.get(TIME_ATTR, 0)
         if epoch >= self.max_t:
             # Its last epoch: an exploit now would only copy the donor, or redo its epochs.
             return TrialScheduler.CONTINUE
         return super().on_trial_result(tune_controller, trial, result)
 
-    def _get_new_config(self, trial: Any, trial_to_clone: Any) -> tuple[dict, dict]:
-        new_config, operations = super()._get_new_config(trial, trial_to_clone)
+    # ---- the exploit step (compat.pbt_with_hooks calls these) ---------------------------
+    def adjust_new_config(self, trial: Any, new_config: dict) -> dict:
+        """The receiving trial keeps its identity; PB2's values stay within the bounds (PBT's
+        x1.2 / x0.8 steps are clipped by `clip_to_bounds`, its public explore hook)."""
         for key in KEEP:
             if key in trial.config:
                 new_config[key] = trial.config[key]
-        for name, (low, high) in self.bounds.items():  # PBT's x1.2 / x0.8 is unbounded
-            if isinstance(new_config.get(name), (int, float)):
-                new_config[name] = min(max(float(new_config[name]), low), high)
-        return new_config, operations
+        return self.clip_to_bounds(new_config)
 
-    def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
-        old = {k: trial.config.get(k) for k in self.bounds}
-        donor_result = self._trial_state[trial_to_clone].last_result or {}
-        super()._exploit(tune_controller, trial, trial_to_clone)
+    def clip_to_bounds(self, config: dict) -> dict:
+        for name, (low, high) in self.bounds.items():
+            if isinstance(config.get(name), (int, float)):
+                config[name] = min(max(float(config[name]), low), high)
+        return config
+
+    def on_exploit(self, trial: Any, donor: Any, donor_result: dict, old: dict) -> None:
         self.exploits.setdefault(trial.trial_id, []).append(
             {
                 "epoch": self._epoch.get(trial.trial_id, 0),
-                "donor": _name(trial_to_clone),
-                "donor_trial_id": trial_to_clone.trial_id,
-                "from_epoch": donor_result.get(self._time_attr, 0),
-                "old": old,
+                "donor": _name(donor),
+                "donor_trial_id": donor.trial_id,
+                "from_epoch": donor_result.get(TIME_ATTR, 0),
+                "old": {k: old.get(k) for k in self.bounds},
                 "new": {k: trial.config.get(k) for k in self.bounds},
             }
         )
@@ -138,29 +143,34 @@ class Lineage:
             f"{k} {_fmt(last['old'].get(k))} -> {_fmt(v)}" for k, v in last["new"].items()
         )
         return {
-            "nasorch.pbt.donor": last["donor"],
-            "nasorch.pbt.donor_trial_id": last["donor_trial_id"],
-            "nasorch.pbt.exploits": str(len(history)),
-            "nasorch.pbt.last_exploit": (
+            T.PBT_DONOR: last["donor"],
+            T.PBT_DONOR_TRIAL_ID: last["donor_trial_id"],
+            T.PBT_EXPLOITS: str(len(history)),
+            T.PBT_LAST_EXPLOIT: (
                 f"epoch {last['epoch']:g}: took {last['donor']}'s checkpoint of epoch "
                 f"{last['from_epoch']:g}; {changes}"
             ),
-            "nasorch.pbt.lineage": json.dumps(history, default=str)[:5000],
+            T.PBT_LINEAGE: json.dumps(history, default=str)[:5000],
         }
 
 
-class PBT(Lineage, PopulationBasedTraining):
+class PBT(Lineage, compat.pbt_with_hooks(PopulationBasedTraining)):
     def __init__(self, bounds: dict[str, tuple[float, float]], max_t: int, **kwargs: Any):
         mutations = {
             name: tune.loguniform(low, high) if is_log(low, high) else tune.uniform(low, high)
             for name, (low, high) in bounds.items()
         }
-        super().__init__(hyperparam_mutations=mutations, **kwargs)
+        super().__init__(
+            time_attr=TIME_ATTR,
+            hyperparam_mutations=mutations,
+            custom_explore_fn=self.clip_to_bounds,
+            **kwargs,
+        )
         self._setup_lineage(bounds, max_t)
 
 
 def _name(trial: Any) -> str:
-    return f"t{trial.config.get('trial_number', 0):03d}"
+    return T.trial_name(T.trial_number(trial.config))
 
 
 def _fmt(value: Any) -> str:

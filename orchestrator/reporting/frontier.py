@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from orchestrator.pareto import hypervolume_2d, pareto_front
+from orchestrator.core.pareto import hypervolume_2d, pareto_front
 
 FRONT_CSV = "pareto_front.csv"
 FRONT_PNG = "pareto_front.png"

@@ -17,10 +17,11 @@ from typing import Any
 
 import pandas as pd
 
+from orchestrator import tags as T
 from orchestrator.config import RESULTS_DIR, default_tracking_uri
 from orchestrator.errors import UserError
-from orchestrator.report import to_markdown
-from orchestrator.tracking.plots import best_so_far, child_runs
+from orchestrator.reporting.leaderboard import to_markdown
+from orchestrator.reporting.plots import best_so_far, child_runs
 from orchestrator.tracking.session import client_for, runs_page_url
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -93,7 +94,7 @@ def resolve_searches(client: Any, refs: list[str], uri: str) -> list[Any]:
             if run is not None:  # a trial's run id stands for its search
                 parent = run.data.tags.get("mlflow.parentRunId")
                 runs = [client.get_run(parent) if parent else run]
-                if runs[0].data.tags.get("nasorch.role") != "search":
+                if runs[0].data.tags.get(T.ROLE) != "search":
                     raise UserError(f"{ref}: run is not a nasorch search (tag nasorch.role)")
         if not runs:
             exp = _experiment(client, ref)
@@ -134,21 +135,21 @@ def summarize(client: Any, parent: Any, metric: str | None = None, mode: str | N
     scored = [
         (c, c.data.metrics[metric])
         for c in children
-        if metric in c.data.metrics and c.data.tags.get("nasorch.status") != "errored"
+        if metric in c.data.metrics and c.data.tags.get(T.STATUS) != "errored"
     ]
     best_run, best = None, math.nan
     if scored:
         pick = max if mode == "max" else min
         best_run, best = pick(scored, key=lambda cv: cv[1])
-    statuses = [c.data.tags.get("nasorch.status", "") for c in children]
-    epochs = [int(c.data.tags.get("nasorch.epochs") or 0) for c in children]
+    statuses = [c.data.tags.get(T.STATUS, "") for c in children]
+    epochs = [int(c.data.tags.get(T.EPOCHS) or 0) for c in children]
     busy_ms = sum(max(0, (c.info.end_time or end) - c.info.start_time) for c in children)
     return {
         "search": info.run_name,
         "run_id": info.run_id,
         "experiment_id": info.experiment_id,
-        "searcher": tags.get("nasorch.searcher", ""),
-        "scheduler": tags.get("nasorch.scheduler", ""),
+        "searcher": tags.get(T.SEARCHER, ""),
+        "scheduler": tags.get(T.SCHEDULER, ""),
         "status": info.status,
         "metric": metric,
         "mode": mode,

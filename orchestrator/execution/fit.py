@@ -1,0 +1,172 @@
+"""Runs a built or restored Tuner and records the outcome; shared by new and resumed
+searches. Whatever ends the fit, every run it opened is closed, and what MLflow did not take is
+said in one line (RecordsUnsent) and kept for `nasorch resume`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Any
+
+import pandas as pd
+
+from orchestrator.components import Trainable
+from orchestrator.config import ExperimentConfig
+from orchestrator.errors import RecordsUnsent, UserError, first_line
+from orchestrator.execution.metric_check import MetricCheck
+from orchestrator.execution.results import (
+    SearchResult,
+    best_trial,
+    count_unfinished,
+    result_trial_id,
+    search_result,
+    trials_frame,
+)
+from orchestrator.reporting.frontier import objective_names, write_front
+from orchestrator.resume.experiment import write_done
+from orchestrator.tracking import session
+
+
+def fit_and_record(
+    cfg: ExperimentConfig,
+    tuner: Any,
+    tracking: Any,
+    experiment_path: str,
+    searcher: Any,
+    tracker: Any,
+    check: MetricCheck | None = None,
+    trainable: Trainable | None = None,
+) -> SearchResult:
+    """Fit, then record the outcome; shared by new and resumed searches."""
+    space, strategy, gate = searcher.strategy.space, searcher.strategy, searcher.gate
+    status = "FAILED"
+    summary: dict[str, float] = {}
+    failing = recorded = False
+    stopped: UserError | None = None  # too many failures in a row: raised once all is recorded
+    try:
+        # Strict metric checking is ours (MetricCheck): one line instead of Ray's traceback.
+        with scoped_env(
+            TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1", TUNE_DISABLE_STRICT_METRIC_CHECKING="1"
+        ):
+            grid = tuner.fit()
+        if check is not None and check.problem:
+            tracker.fail_trial(check.trial_id, check.problem)
+            raise UserError(check.problem)
+        tracker.close_lost_runs({result_trial_id(r) for r in grid})
+        delivered = tracker.flush()
+        trials = trials_frame(grid, tracker, space, cfg.metric)
+        best = best_trial(trials, cfg.metric, cfg.mode)
+        unfinished = count_unfinished(grid, tracker)
+        if unfinished > 0:  # Ray stopped early (Ctrl+C): keep everything resumable
+            print(
+                f"nasorch: interrupted with {unfinished} trials unfinished; continue with "
+                f"`nasorch resume {experiment_path}`",
+                file=sys.stderr,
+            )
+            raise KeyboardInterrupt
+        if delivered.get("unsent"):  # MLflow takes nothing now: the summary waits for resume
+            tracker.delivery_problem = "the search's summary was not recorded either"
+            return search_result(cfg, tracking, experiment_path, trials, best, summary)
+        extra = {**strategy.summary(), **gate.summary()}
+        if searcher.exhausted:
+            print(
+                f"nasorch: the searcher found no new admissible architecture in "
+                f"{searcher.max_skips} tries; the search ended after {len(trials)} trials",
+                file=sys.stderr,
+            )
+        files = []
+        if gate.rejections:
+            files.append(os.path.join(experiment_path, "rejected.csv"))
+            pd.DataFrame(gate.rejections).to_csv(files[-1], index=False)
+        if cfg.objectives:
+            front_metrics, front_files = write_front(trials, *objective_names(cfg), experiment_path)
+            extra.update(front_metrics)
+            files += front_files
+        try:
+            session.finish_search(
+                tracking, cfg, trials, best, space, extra, files, experiment_path,
+                tracker.seen(), trainable,
+            )  # fmt: skip
+        except Exception as e:  # the store failed at the last moment: resume records it
+            tracker.delivery_problem = f"the search's summary was not recorded ({first_line(e)})"
+            return search_result(cfg, tracking, experiment_path, trials, best, summary)
+        summary = extra
+        recorded = True
+        if searcher.failed_out:
+            stopped = UserError(
+                f"the search stopped: {searcher.failures_in_a_row} trials in a row failed "
+                f"(max_consecutive_failures); last error: {tracker.last_error or 'unknown'}"
+            )
+        else:
+            status = "FINISHED"
+    except BaseException as e:
+        failing = True
+        if isinstance(e, KeyboardInterrupt):
+            status = "KILLED"
+        raise
+    finally:
+        _close(tracker, tracking, status, experiment_path, failing)
+    if recorded:  # and every record delivered (else _close raised): nothing left to resume
+        write_done(experiment_path, {"parent": tracking.parent_run_id, "trials": len(trials)})
+    if stopped is not None:
+        raise stopped
+    return search_result(cfg, tracking, experiment_path, trials, best, summary)
+
+
+def _close(tracker: Any, tracking: Any, status: str, experiment_path: str, failing: bool) -> None:
+    """Closes every run the search opened and says what MLflow did not take: records it could
+    not write now are kept for `nasorch resume` (RecordsUnsent: exit status 3), values it will
+    never take were skipped (a warning naming each)."""
+    tracker.close_open_runs()
+    delivery = tracker.close()
+    problem = undelivered(delivery, tracker.delivery_problem, experiment_path)
+    if problem is None:
+        session.end(tracking, status)
+    else:
+        with contextlib.suppress(Exception):  # the store may well be what failed
+            session.end(tracking, status if status != "FINISHED" else "FAILED")
+    rejected = delivery.get("rejected") or []
+    if rejected:
+        shown = "; ".join(rejected[:3]) + (
+            f"; and {len(rejected) - 3} more" if len(rejected) > 3 else ""
+        )
+        print(
+            f"nasorch: warning: MLflow refused {len(rejected)} values, skipped: {shown}",
+            file=sys.stderr,
+        )
+    if problem and failing:
+        print(f"nasorch: error: {problem}", file=sys.stderr)
+    elif problem:
+        raise RecordsUnsent(problem)
+
+
+def undelivered(delivery: dict, summary_problem: str | None, experiment_path: str) -> str | None:
+    """One line on what did not reach MLflow, or None when everything did."""
+    unsent = delivery.get("unsent") or 0
+    resume = f"`nasorch resume {experiment_path}` writes them"
+    if unsent < 0:  # the writer died or did not answer: Ray's own files still hold the results
+        return f"{delivery.get('reason')}; records may be missing in MLflow: {resume}"
+    if unsent > 0:
+        return (
+            f"{unsent} records could not be written to MLflow ({delivery.get('reason')}); they "
+            f"are kept in {delivery.get('spool')}: {resume}"
+        )
+    if summary_problem:
+        return f"{summary_problem}: `nasorch resume {experiment_path}` records it"
+    return None
+
+
+@contextlib.contextmanager
+def scoped_env(**values: str):
+    """Environment variables set for the duration of the block only."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -1,0 +1,217 @@
+"""Runs one search: config -> components -> Ray Tune trials -> MLflow records -> results.
+
+`run` builds a new search and `resume_search` restores one that stopped; both hand the Tuner to
+`fit.fit_and_record`. Ray is joined in `ray_session`; the results are read in `results`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from orchestrator import tags as T
+from orchestrator.components import Components, build, resolve_trainable
+from orchestrator.config import RESULTS_DIR, ExperimentConfig, parse_config
+from orchestrator.errors import SearchFinished, UserError
+from orchestrator.execution.fit import fit_and_record
+from orchestrator.execution.metric_check import MetricCheck
+from orchestrator.execution.preflight import check_paths
+from orchestrator.execution.ray_session import connect, ship_user_module, trial_resources
+from orchestrator.execution.results import SearchResult, flat_params, trial_dirname
+from orchestrator.resume import restored
+from orchestrator.resume.experiment import (
+    CONFIG_FILE,
+    find_experiment,
+    latest_experiment,
+    read_done,
+)
+from orchestrator.resume.scheduler_state import SchedulerState
+from orchestrator.resume.state_file import SearchState, join_uri
+from orchestrator.tracking import session
+from orchestrator.tracking import writer as writers
+
+
+def run(
+    config: ExperimentConfig | dict | str | os.PathLike,
+    *,
+    overrides: list[str] | None = None,
+    address: str | None = None,
+    progress: bool = True,
+    resume: bool = False,
+) -> SearchResult:
+    """Run a search described by `config` (object, dict or YAML path) and return its trials.
+
+    With `resume=True`, the newest unfinished search of this config's name is continued instead
+    (see `resume_search`); a new one starts if there is none.
+    """
+    cfg = parse_config(config, overrides)
+    if resume:
+        previous = latest_experiment(cfg.resolved_storage_path(), cfg.name)
+        if previous is not None:
+            return resume_search(previous, address=address, progress=progress)
+    parts = build(cfg)  # every component, once; a bad name or option fails here
+    check_paths(cfg)  # these checks fail fast, before anything is recorded
+    session.check_reachable(cfg.tracking_uri())
+    writers.prestart()  # the MLflow writer imports MLflow while Ray starts
+    with ThreadPoolExecutor(1) as pool:  # MLflow's import and store set-up overlap Ray's start
+        store = pool.submit(_warm_up, cfg)
+        connect(cfg, address)
+        tracking = session.open_search(cfg, store.result())
+    with session.ended_on_error(tracking):  # from here on, no parent run is left RUNNING
+        tuner, experiment_path, searcher, tracker, check = _new_tuner(
+            cfg, tracking, parts, progress
+        )
+    return fit_and_record(
+        cfg, tuner, tracking, experiment_path, searcher, tracker, check, parts.trainable
+    )
+
+
+def _new_tuner(
+    cfg: ExperimentConfig, tracking: Any, parts: Components, progress: bool
+) -> tuple[Any, str, Any, Any, MetricCheck]:
+    from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
+
+    from orchestrator.execution.progress import Progress
+    from orchestrator.searchers.tune_adapter import StrategySearcher
+    from orchestrator.tracking.mlflow_tracker import MlflowTracker
+
+    ship_user_module(cfg.trainable.name)
+    run_name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage = cfg.resolved_storage_path()
+    # nasorch's own files sit next to Ray's experiment folder; when that is in cloud storage
+    # (s3://...), they stay on the driver's disk and remember where Ray's folder is.
+    local_root = storage if "://" not in storage else str(Path(RESULTS_DIR, "ray").resolve())
+    experiment_path = os.path.join(local_root, run_name)
+    os.makedirs(experiment_path, exist_ok=True)
+    Path(experiment_path, CONFIG_FILE).write_text(cfg.to_yaml())
+    SearchState(experiment_path).update(
+        parent=tracking.parent_run_id,
+        ray_path=join_uri(storage, run_name),  # an s3://...?endpoint_override=... URI stays whole
+        config_dir=cfg.module_dirs()[0],
+    )
+
+    base_config = {
+        "search_space": cfg.search_space.model_dump(),
+        "trainable_options": parts.trainable.options,
+    }
+    space, scheduler = parts.space, parts.scheduler
+    known_epochs = parts.trainable.max_epochs if parts.trainable.epochs_known else None
+    searcher = StrategySearcher(
+        parts.strategy,
+        metric=cfg.metric,
+        mode=cfg.mode,
+        base_config=base_config,
+        gate=parts.gate,
+        seed=cfg.seed,
+        objectives=[o.metric for o in cfg.objectives],
+        max_consecutive_failures=cfg.max_consecutive_failures,
+    )
+    tracker = MlflowTracker(
+        tracking.uri,
+        tracking.experiment_id,
+        tracking.parent_run_id,
+        run_tags={T.SEARCHER: cfg.searcher.name, T.SCHEDULER: cfg.scheduler.name},
+        describe=space.describe,
+        flatten=lambda c: flat_params(space, c),
+        state_path=str(SearchState(experiment_path).path),
+        max_epochs=known_epochs,
+        scheduler=scheduler,  # stop reasons and PBT lineage, tagged on the trials' runs
+        metric=cfg.metric,
+    )
+    # Ray's JSON log (result.json) stays: resume recovers from it. Its CSV and TensorBoard
+    # loggers are left out (MLflow has it all); they cost a thread and a file per trial.
+    # The scheduler's records first: on resume the tracker tags with the restored stop reasons.
+    callbacks: list[Any] = [SchedulerState(scheduler), tracker, JsonLoggerCallback()]
+    if progress:
+        callbacks.append(Progress(cfg.metric, cfg.mode, cfg.num_samples, known_epochs, scheduler))
+
+    check = MetricCheck(cfg.metric)
+    tuner = tune.Tuner(
+        tune.with_resources(parts.trainable.fn, trial_resources(cfg)),
+        param_space={},
+        tune_config=tune.TuneConfig(
+            metric=cfg.metric,
+            mode=cfg.mode,
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=cfg.num_samples,
+            max_concurrent_trials=cfg.max_concurrent_trials,
+            reuse_actors=True,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=run_name,
+            storage_path=cfg.resolved_storage_path(),
+            callbacks=callbacks,
+            verbose=0,
+            # PBT keeps every checkpoint: an exploit may restore a donor's older one.
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=getattr(scheduler, "keep_checkpoints", 1)
+            ),
+            failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+            stop=check,
+        ),
+    )
+    return tuner, experiment_path, searcher, tracker, check
+
+
+def resume(experiment: str | os.PathLike, **kwargs: Any) -> SearchResult:
+    """The Python API's name for `resume_search`."""
+    return resume_search(experiment, **kwargs)
+
+
+def resume_search(
+    experiment: str | os.PathLike, *, address: str | None = None, progress: bool = True
+) -> SearchResult:
+    """Continue a search whose driver died: finished trials are kept, unfinished ones continue
+    from their last checkpoint, the searcher and the scheduler from their saved state, and the
+    MLflow parent and child runs from where they were. `experiment` is Ray's experiment folder
+    (printed by `nasorch run`) or a search name, whose newest folder is taken."""
+    from ray import tune
+
+    path = find_experiment(experiment)
+    done = read_done(path)
+    if done is not None:
+        raise SearchFinished(f"{path} already finished ({done.get('trials', '?')} trials)")
+    state = SearchState(path).read()
+    cfg = parse_config(Path(path, CONFIG_FILE), source_dir=state.get("config_dir"))
+    trainable = resolve_trainable(cfg)
+    parent_run_id = state.get("parent")
+    if not parent_run_id:
+        raise UserError(f"{path}: no MLflow parent run recorded; it cannot be resumed")
+    check_paths(cfg)
+    session.check_reachable(cfg.tracking_uri())
+    writers.prestart()
+    connect(cfg, address)
+    tracking = session.reopen_search(cfg, parent_run_id)
+    with session.ended_on_error(tracking):
+        ship_user_module(cfg.trainable.name)
+        ray_path = state.get("ray_path", path)
+        if not tune.Tuner.can_restore(ray_path):
+            raise UserError(f"{ray_path}: Ray saved no experiment state there yet; start it again")
+        restored.clear()  # what Ray unpickles below registers itself there
+        tuner = tune.Tuner.restore(
+            ray_path,
+            trainable=tune.with_resources(trainable.fn, trial_resources(cfg)),
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+        )
+        searcher, tracker = restored.take("searcher"), restored.take("tracker")
+        if searcher is None or tracker is None:
+            raise UserError(f"{path}: not written by `nasorch run`; it cannot be resumed")
+        shown = restored.take("progress")
+        if shown is not None and not progress:
+            shown.enabled = False
+        check = restored.take("metric_check")
+    return fit_and_record(cfg, tuner, tracking, path, searcher, tracker, check, trainable)
+
+
+def _warm_up(cfg: ExperimentConfig) -> tuple[Any, str]:
+    import orchestrator.reporting.plots  # noqa: F401  (matplotlib: needed at the end anyway)
+
+    return session.connect_store(cfg)

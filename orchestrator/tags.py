@@ -1,0 +1,48 @@
+"""nasorch's names in MLflow: the tags on its runs and the trial names, in one place.
+
+A search is one parent run (`ROLE: SEARCH`), each trial one nested child run (`ROLE: TRIAL`)
+named after its trial number (`trial_name`). `nasorch compare`, the UI tests and users' own
+queries (`tags."nasorch.role" = 'search'`) rely on these strings: change them only with care.
+"""
+
+from __future__ import annotations
+
+ROLE = "nasorch.role"
+SEARCH, TRIAL = "search", "trial"  # the values of ROLE
+
+# On the parent run
+EXPERIMENT = "nasorch.experiment"
+SEARCHER = "nasorch.searcher"
+SCHEDULER = "nasorch.scheduler"
+SEARCH_SPACE = "nasorch.search_space"
+TRAINABLE = "nasorch.trainable"
+RESUMED = "nasorch.resumed"
+BEST_TRIAL = "nasorch.best_trial"
+BEST_RUN_ID = "nasorch.best_run_id"
+
+# On a trial's run
+TRIAL_ID = "nasorch.trial_id"
+TRIAL_NUMBER = "nasorch.trial_number"
+ARCH = "nasorch.arch"
+ARCH_HASH = "nasorch.arch_hash"
+STATUS = "nasorch.status"  # running, completed, stopped_early, errored, interrupted, superseded
+EPOCHS = "nasorch.epochs"
+ERROR = "nasorch.error"
+NODE = "nasorch.node"
+NODE_IP = "nasorch.node_ip"
+NODE_ID = "nasorch.node_id"
+STOP_REASON = "nasorch.stop_reason"
+PBT_DONOR = "nasorch.pbt.donor"
+PBT_DONOR_TRIAL_ID = "nasorch.pbt.donor_trial_id"
+PBT_EXPLOITS = "nasorch.pbt.exploits"
+PBT_LAST_EXPLOIT = "nasorch.pbt.last_exploit"
+PBT_LINEAGE = "nasorch.pbt.lineage"
+
+
+def trial_name(number: int) -> str:
+    """`t007`: a trial's short name, in run names, tables and messages."""
+    return f"t{int(number):03d}"
+
+
+def trial_number(config: dict) -> int:
+    return int(config.get("trial_number", 0))

@@ -1,0 +1,84 @@
+"""What a trial's events mean, independent of where they are written: Ray's bookkeeping keys,
+a trial's status, the metrics it reported, and which repeats of a metric are worth logging.
+No Ray, no MLflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Keys Ray Tune adds to every result; they are bookkeeping, not the trial's metrics.
+TUNE_KEYS = {
+    "timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
+    "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
+    "iterations_since_restore", "experiment_tag", "config", "should_checkpoint", "epoch",
+}  # fmt: skip
+STATUS_TO_MLFLOW = {"completed": "FINISHED", "stopped_early": "FINISHED", "errored": "FAILED"}
+
+
+def status_of(
+    errored: bool, last: dict, max_epochs: int | None = None, stopped: bool = False
+) -> str:
+    """completed / stopped_early / errored. Ray sets `done` on scheduler stops too, so a stop is
+    known from the scheduler (`stopped`) or from fewer epochs than the trainable's budget."""
+    if errored:
+        return "errored"
+    if stopped:
+        return "stopped_early"
+    if max_epochs is not None and last.get("training_iteration", 0) < max_epochs:
+        return "stopped_early"
+    return "completed"
+
+
+def trial_status(trial: Any, max_epochs: int | None = None, scheduler: Any = None) -> str:
+    stopped = trial.trial_id in (getattr(scheduler, "stop_reasons", None) or {})
+    return status_of(trial.status == "ERROR", trial.last_result or {}, max_epochs, stopped)
+
+
+def reported_metrics(result: dict) -> dict[str, float]:
+    """The trainable's own numbers in a Ray result (not Tune's bookkeeping)."""
+    return {
+        k: float(v)
+        for k, v in result.items()
+        if k not in TUNE_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+class RepeatFilter:
+    """A metric that keeps its first value (`num_params` every epoch, a fixed `hp_lr`) is
+    logged once, not as a flat curve: its repeats are held back, and written at their own steps
+    only if it changes after all. The search's metric (`always`) is always logged."""
+
+    def __init__(self, always: str | None):
+        self.always = always
+        self.trials: dict[str, dict] = {}  # trial id -> metric -> (first value, held) | False
+
+    def start(self, trial_id: str, logged: dict[str, float]) -> None:
+        """Values already logged for the trial (the gate's costs, at step 0)."""
+        self.trials[trial_id] = {k: (v, []) for k, v in logged.items()}
+
+    def end(self, trial_id: str) -> None:
+        self.trials.pop(trial_id, None)
+
+    def __call__(
+        self, trial_id: str, metrics: dict[str, float], step: int, ts: int
+    ) -> list[tuple[dict[str, float], int, int]]:
+        """The (metrics, step, timestamp) points to log for this result."""
+        steady = self.trials.setdefault(trial_id, {})
+        current: dict[str, float] = {}
+        held: dict[tuple[int, int], dict[str, float]] = {}
+        for key, value in metrics.items():
+            seen = steady.get(key)
+            if key == self.always or seen is False:
+                current[key] = value
+            elif seen is None:
+                steady[key] = (value, [])
+                current[key] = value
+            elif value == seen[0] or (value != value and seen[0] != seen[0]):  # NaN too
+                seen[1].append((step, ts))
+            else:  # it changes after all: its held-back points first
+                for at in seen[1]:
+                    held.setdefault(at, {})[key] = seen[0]
+                steady[key] = False
+                current[key] = value
+        out = [(values, at, stamp) for (at, stamp), values in sorted(held.items())]
+        return [*out, (current, step, ts)] if current else out

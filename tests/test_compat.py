@@ -1,0 +1,184 @@
+"""One probe per private name of Ray and MLflow that nasorch uses (orchestrator/compat.py).
+
+When an upgrade moves one, its probe fails and says what moved, instead of a search failing in
+the middle. Each probe uses the installed library for real, on a small scheduler, store or
+session of its own; none starts a Ray cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from types import SimpleNamespace
+
+import pytest
+
+from orchestrator import compat
+
+
+@contextlib.contextmanager
+def probing(what: str):
+    """Turns a missing name into a message that says what moved."""
+    try:
+        yield
+    except (AttributeError, ImportError, TypeError, KeyError) as e:
+        pytest.fail(f"{what} moved in the installed version ({type(e).__name__}: {e})")
+
+
+class Trial(SimpleNamespace):
+    """Enough of Ray's Trial for a scheduler."""
+
+    def __hash__(self) -> int:
+        return hash(self.trial_id)
+
+
+CONTROLLER = SimpleNamespace(search_alg=None, get_live_trials=lambda: [])
+
+
+def trial(trial_id: str, number: int = 1):
+    return Trial(trial_id=trial_id, config={"trial_number": number}, status="RUNNING")
+
+
+def test_ray_config_refresh_and_auth_mode(monkeypatch):
+    with probing("ray._raylet.Config / get_authentication_mode"):
+        monkeypatch.setenv("RAY_AUTH_MODE", "token")
+        compat.refresh_ray_config()
+        assert compat.ray_token_auth_enabled()
+        monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+        compat.refresh_ray_config()
+        assert not compat.ray_token_auth_enabled()
+
+
+def test_ray_init_takes_node_ip_address():
+    import ray
+
+    with probing("ray.init's _node_ip_address"):
+        source = inspect.getsource(inspect.unwrap(ray.init))
+        for name in compat.local_ray_init_kwargs():
+            assert f'"{name}"' in source or f"{name}=" in source, f"ray.init ignores {name}"
+
+
+def test_ray_temp_root_and_staging_layout(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    with probing("ray._common.utils.get_default_ray_temp_dir"):
+        assert compat.ray_temp_root() == str(tmp_path / "ray")
+    staged = tmp_path / "ray" / "session_2026" / "artifacts" / "x" / "exp" / "driver_artifacts"
+    staged.mkdir(parents=True)
+    assert compat.ray_staging_dirs("exp") == [str(staged)]
+
+
+def _asha():
+    from orchestrator.schedulers import SCHEDULERS
+
+    scheduler = SCHEDULERS["asha"](max_t=9, grace_period=1, reduction_factor=3)
+    scheduler.set_search_properties("acc", "max")
+    return scheduler
+
+
+def test_asha_rungs_cutoffs_and_state():
+    scheduler = _asha()
+    trials = [trial(f"t{i}", i) for i in range(4)]
+    with probing("AsyncHyperBandScheduler._trial_info / _Bracket._rungs / cutoff"):
+        for t in trials:
+            scheduler.on_trial_add(None, t)
+        assert compat.asha_rung(scheduler, "t0", 1) is None  # nothing recorded yet: no cutoff
+        for i, t in enumerate(trials[:3]):
+            scheduler.on_trial_result(None, t, {"training_iteration": 1, "acc": 0.1 * (i + 1)})
+        milestone, cutoff, recorded = compat.asha_rung(scheduler, "t3", 1)
+        assert (milestone, recorded) == (1, 3) and 0.1 < cutoff < 0.3
+        state = compat.asha_state(scheduler)
+        assert state["rungs"][0][-1] == {"t0": 0.1, "t1": 0.2, "t2": pytest.approx(0.3)}
+        fresh = _asha()
+        compat.asha_restore(fresh, state)
+        assert compat.asha_state(fresh) == state
+
+
+def test_hyperband_bracket_hooks():
+    from orchestrator.schedulers import SCHEDULERS
+
+    scheduler = SCHEDULERS["hyperband"](max_t=9, reduction_factor=3)
+    scheduler.set_search_properties("acc", "max")
+    with probing("HyperBandScheduler._create_bracket / hyperband._Bracket"):
+        base = compat.hyperband_bracket_class()
+        assert "successive_halving" in vars(base)
+        bracket = compat.hyperband_new_bracket(scheduler, base, 2)
+        epoch, live = compat.hyperband_bracket_view(bracket)
+        assert epoch >= 1 and live == {}
+
+
+def test_median_rule_view():
+    from orchestrator.schedulers import SCHEDULERS
+
+    scheduler = SCHEDULERS["median"](max_t=9, grace_period=1, min_samples_required=1)
+    scheduler.set_search_properties("acc", "max")
+    a, b = trial("a"), trial("b", 2)
+    with probing("MedianStoppingRule._trials_beyond_time / _running_mean / _best_result"):
+        for t, value in ((a, 0.9), (b, 0.2)):
+            scheduler.on_trial_add(CONTROLLER, t)
+            scheduler.on_trial_result(CONTROLLER, t, {"training_iteration": 1, "acc": value})
+        best, means = compat.median_rule_view(scheduler, b, 1)
+        assert best == pytest.approx(0.2) and means == [pytest.approx(0.9)]
+
+
+def test_pbt_exploit_hooks():
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    with probing("PopulationBasedTraining._exploit / _get_new_config / _trial_state"):
+        cls = compat.pbt_with_hooks(PopulationBasedTraining)
+        assert {"_exploit", "_get_new_config"} <= set(vars(cls))
+        base_methods = vars(PopulationBasedTraining)
+        assert "_exploit" in base_methods and "_get_new_config" in base_methods
+        params = inspect.signature(PopulationBasedTraining._exploit).parameters
+        assert list(params)[1:] == ["tune_controller", "trial", "trial_to_clone"]
+        pbt = PopulationBasedTraining(
+            time_attr="training_iteration", metric="acc", mode="max",
+            hyperparam_mutations={"lr": [0.1, 0.2]},
+        )  # fmt: skip
+        assert isinstance(pbt._trial_state, dict)
+
+
+def test_mlflow_sql_store_models_schema_and_validator(tmp_path):
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/m.db")
+    client.search_experiments()
+    with probing("MlflowClient._tracking_client.store / dbmodels / SqlAlchemyStore"):
+        store = compat.mlflow_sql_store(client)
+        assert store is not None
+        models = compat.mlflow_sql_models()
+        assert models.run.__tablename__ == "runs"
+        assert compat.mlflow_sql_schema_problem(store) is None
+    with probing("mlflow.utils.validation._validate_batch_log_data"):
+        long = Param("p", "x" * 10_000)
+        metrics, params, tags = compat.mlflow_validate_batch(
+            [Metric("m", 1.0, 0, 0)], [long], [RunTag("t", "v")]
+        )
+        assert len(params[0].value) <= 8000  # MLflow truncates long param values
+        from mlflow.exceptions import MlflowException
+
+        with pytest.raises(MlflowException):
+            compat.mlflow_validate_batch([Metric("acc@1", 1.0, 0, 0)], [], [])
+    assert compat.mlflow_sql_store(MlflowClient("http://127.0.0.1:9")) is None
+
+
+def test_a_changed_schema_sends_the_writer_to_the_client(tmp_path):
+    """The SQL path checks the installed MLflow's tables at start and falls back to the client
+    when they differ from what it writes."""
+    import sqlalchemy
+    from mlflow.tracking import MlflowClient
+
+    from orchestrator.tracking import sinks
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/m.db")
+    client.search_experiments()
+    assert isinstance(sinks.make_sink(client), sinks.SqlSink)
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/m.db")
+    with engine.begin() as db:  # a newer MLflow's required column nasorch does not write
+        db.execute(sqlalchemy.text("ALTER TABLE tags ADD COLUMN origin TEXT NOT NULL DEFAULT ''"))
+        db.execute(sqlalchemy.text("CREATE TABLE params2 AS SELECT * FROM params"))
+        db.execute(sqlalchemy.text("DROP TABLE params"))
+        db.execute(sqlalchemy.text("CREATE TABLE params (key TEXT, run_uuid TEXT)"))
+    problem = compat.mlflow_sql_schema_problem(compat.mlflow_sql_store(client))
+    assert problem == "table 'params' lacks value"
+    assert type(sinks.make_sink(client)) is sinks.ClientSink

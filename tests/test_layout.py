@@ -1,0 +1,137 @@
+"""The layout DESIGN.md describes holds: no import cycles between nasorch's modules, the pure
+packages import none of the others, every private name of a dependency goes through
+orchestrator/compat.py, and DESIGN.md lists every module."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+PACKAGES = ("orchestrator", "search_spaces", "trainables")
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            out[name] = path
+    return out
+
+
+def imports(path: Path, known: set[str]) -> set[str]:
+    """First-party modules a file imports, at the top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name:
+                found.add(name)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    known = set(mods)
+    # A package's __init__ is imported with any of its modules; it is not an edge of its own.
+    return {m: {i for i in imports(p, known) if i != m} for m, p in mods.items()}
+
+
+def test_no_import_cycles():
+    edges = graph()
+    # Importing `a.b` runs `a/__init__`: the registries in __init__ files import their members,
+    # which is not a cycle of code, so edges into a package's own __init__ are left out.
+    edges = {m: {i for i in deps if not m.startswith(i + ".")} for m, deps in edges.items()}
+    cycles = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(edges.get(m, ())):
+            if state.get(n) == 1:
+                cycles.append(stack[stack.index(n) :] + [n])
+            elif n not in state:
+                visit(n)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m)
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_pure_packages_import_none_of_the_others():
+    edges = graph()
+    for module, deps in edges.items():
+        if module.startswith("search_spaces"):
+            assert not {d for d in deps if d.startswith(("orchestrator", "trainables"))}, module
+        if module.startswith("trainables"):
+            assert not {d for d in deps if d.startswith("orchestrator")}, module
+        if module.startswith("orchestrator.core"):
+            assert not {d for d in deps if d.startswith("orchestrator") and ".core" not in d}, (
+                module
+            )
+
+
+PRIVATE = re.compile(r"\b(ray|mlflow|optuna)(\.[A-Za-z0-9_]+)*\._[a-z]\w*")
+
+
+def test_private_names_only_in_compat():
+    offenders = []
+    for module, path in modules().items():
+        if module == "orchestrator.compat":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if PRIVATE.search(code):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
+def listed_in_design() -> set[str]:
+    """The files of the tree in DESIGN.md's "Where things live" (two spaces per level)."""
+    design = (ROOT / "docs" / "DESIGN.md").read_text()
+    block = design.split("## Where things live", 1)[1].split("```", 2)[1]
+    listed, stack = set(), []
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        entry = line.split()[0]
+        stack = stack[:depth]
+        if entry.endswith("/"):
+            stack.append(entry.rstrip("/"))
+        else:
+            listed.add("/".join([*stack, entry]))
+    return listed
+
+
+def _only_a_docstring(path: Path) -> bool:
+    body = ast.parse(path.read_text()).body
+    return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
+
+
+def test_design_lists_every_module():
+    listed = listed_in_design()
+    missing = [
+        str(path.relative_to(ROOT))
+        for path in modules().values()
+        if str(path.relative_to(ROOT)) not in listed and not _only_a_docstring(path)
+    ]
+    assert not missing, f"docs/DESIGN.md does not list: {missing}"
+    gone = [p for p in listed if p.endswith(".py") and not (ROOT / p).is_file()]
+    assert not gone, f"docs/DESIGN.md lists files that do not exist: {gone}"
