@@ -62,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     from orchestrator.searchers import STRATEGIES
     from search_spaces import SEARCH_SPACES
+    from trainables.errors import InputError
     from trainables.tabular import Table
 
     searchers = [s.strip() for s in args.searchers.split(",") if s.strip()]
@@ -86,7 +87,10 @@ def execute(args: argparse.Namespace) -> int:
         SEARCH_SPACES[args.space](**space_options)
     except (ValueError, TypeError) as e:
         raise UserError(f"--space-options: not valid options for {args.space!r} ({e})") from None
-    table = Table.load(args.table, args.arch_column, args.metric_column)  # errors are UserErrors
+    try:
+        table = Table.load(args.table, args.arch_column, args.metric_column)
+    except InputError as e:
+        raise UserError(f"--table: {e}") from None
     objective2 = getattr(args, "objective2", None)
     if objective2:
         space = SEARCH_SPACES[args.space](**space_options)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import orchestrator
-from orchestrator import compare
+from orchestrator.reporting import compare
 from orchestrator.cli import main
 from orchestrator.errors import UserError
 

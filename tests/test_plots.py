@@ -10,7 +10,7 @@ import pytest
 from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 
-from orchestrator.tracking import plots
+from orchestrator.reporting import plots
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
