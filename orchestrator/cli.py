@@ -22,6 +22,7 @@ EXTERNAL = {
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.core import phases
     from orchestrator.execution.results import print_summary
     from orchestrator.execution.runner import run
 
@@ -33,6 +34,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         resume=args.resume,
     )
     print_summary(result, top=args.top)
+    phases.report()
     return 0
 
 

@@ -53,6 +53,11 @@ class Gate:
             self._costs[key] = self._measure(arch)
         return self._costs[key]
 
+    def warm_up(self, arch: dict) -> None:
+        """Cost one candidate now (the first costing imports torch's FLOP counter: seconds),
+        so that it happens while the driver waits on something else."""
+        self.cost(arch)
+
     def _measure(self, arch: dict) -> dict[str, float]:
         if self.input_shape is None:
             return dict(self.space.objectives(arch))

@@ -7,12 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from typing import Any
 
 import pandas as pd
 
 from orchestrator.components import Trainable
 from orchestrator.config import ExperimentConfig
+from orchestrator.core.phases import phase
 from orchestrator.errors import RecordsUnsent, UserError, first_line
 from orchestrator.execution.metric_check import MetricCheck
 from orchestrator.execution.results import (
@@ -43,13 +45,17 @@ def fit_and_record(
     status = "FAILED"
     summary: dict[str, float] = {}
     failing = recorded = False
+    timings: dict[str, float] = {}
     stopped: UserError | None = None  # too many failures in a row: raised once all is recorded
     try:
         # Strict metric checking is ours (MetricCheck): one line instead of Ray's traceback.
         with scoped_env(
             TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1", TUNE_DISABLE_STRICT_METRIC_CHECKING="1"
         ):
-            grid = tuner.fit()
+            began = time.perf_counter()
+            with phase("fit (Ray Tune)"):
+                grid = tuner.fit()
+            timings["fit"] = time.perf_counter() - began
         if check is not None and check.problem:
             tracker.fail_trial(check.trial_id, check.problem)
             raise UserError(check.problem)
@@ -67,7 +73,7 @@ def fit_and_record(
             raise KeyboardInterrupt
         if delivered.get("unsent"):  # MLflow takes nothing now: the summary waits for resume
             tracker.delivery_problem = "the search's summary was not recorded either"
-            return search_result(cfg, tracking, experiment_path, trials, best, summary)
+            return search_result(cfg, tracking, experiment_path, trials, best, summary, timings)
         extra = {**strategy.summary(), **gate.summary()}
         if searcher.exhausted:
             print(
@@ -83,6 +89,7 @@ def fit_and_record(
             front_metrics, front_files = write_front(trials, *objective_names(cfg), experiment_path)
             extra.update(front_metrics)
             files += front_files
+        began = time.perf_counter()
         try:
             session.finish_search(
                 tracking, cfg, trials, best, space, extra, files, experiment_path,
@@ -90,7 +97,8 @@ def fit_and_record(
             )  # fmt: skip
         except Exception as e:  # the store failed at the last moment: resume records it
             tracker.delivery_problem = f"the search's summary was not recorded ({first_line(e)})"
-            return search_result(cfg, tracking, experiment_path, trials, best, summary)
+            return search_result(cfg, tracking, experiment_path, trials, best, summary, timings)
+        timings["record"] = time.perf_counter() - began  # summary, tables, plots, best model
         summary = extra
         recorded = True
         if searcher.failed_out:
@@ -106,12 +114,13 @@ def fit_and_record(
             status = "KILLED"
         raise
     finally:
-        _close(tracker, tracking, status, experiment_path, failing)
+        with phase("close runs, flush records"):
+            _close(tracker, tracking, status, experiment_path, failing)
     if recorded:  # and every record delivered (else _close raised): nothing left to resume
         write_done(experiment_path, {"parent": tracking.parent_run_id, "trials": len(trials)})
     if stopped is not None:
         raise stopped
-    return search_result(cfg, tracking, experiment_path, trials, best, summary)
+    return search_result(cfg, tracking, experiment_path, trials, best, summary, timings)
 
 
 def _close(tracker: Any, tracking: Any, status: str, experiment_path: str, failing: bool) -> None:

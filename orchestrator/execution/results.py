@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -33,9 +33,12 @@ class SearchResult:
     parent_run_id: str
     config: ExperimentConfig
     summary: dict[str, float]  # search-level metrics: rejections, reuses, hypervolume, ...
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: fit, record
 
 
-def search_result(cfg, tracking, experiment_path, trials, best, summary) -> SearchResult:
+def search_result(
+    cfg, tracking, experiment_path, trials, best, summary, timings=None
+) -> SearchResult:
     return SearchResult(
         trials=trials,
         best=best,
@@ -45,6 +48,7 @@ def search_result(cfg, tracking, experiment_path, trials, best, summary) -> Sear
         parent_run_id=tracking.parent_run_id,
         config=cfg,
         summary=summary,
+        timings=timings or {},
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from orchestrator import tags as T
 from orchestrator.components import Components, build, resolve_trainable
 from orchestrator.config import RESULTS_DIR, ExperimentConfig, parse_config
+from orchestrator.core.phases import phase
 from orchestrator.errors import SearchFinished, UserError
 from orchestrator.execution.fit import fit_and_record
 from orchestrator.execution.metric_check import MetricCheck
@@ -41,28 +42,33 @@ def run(
     address: str | None = None,
     progress: bool = True,
     resume: bool = False,
+    callbacks: list[Any] | None = None,
 ) -> SearchResult:
     """Run a search described by `config` (object, dict or YAML path) and return its trials.
 
     With `resume=True`, the newest unfinished search of this config's name is continued instead
-    (see `resume_search`); a new one starts if there is none.
+    (see `resume_search`); a new one starts if there is none. `callbacks` are further Ray Tune
+    callbacks (yours), called after nasorch's own.
     """
     cfg = parse_config(config, overrides)
     if resume:
         previous = latest_experiment(cfg.resolved_storage_path(), cfg.name)
         if previous is not None:
             return resume_search(previous, address=address, progress=progress)
-    parts = build(cfg)  # every component, once; a bad name or option fails here
+    with phase("build components"):
+        parts = build(cfg)  # every component, once; a bad name or option fails here
     check_paths(cfg)  # these checks fail fast, before anything is recorded
     session.check_reachable(cfg.tracking_uri())
     writers.prestart()  # the MLflow writer imports MLflow while Ray starts
     with ThreadPoolExecutor(1) as pool:  # MLflow's import and store set-up overlap Ray's start
-        store = pool.submit(_warm_up, cfg)
-        connect(cfg, address)
-        tracking = session.open_search(cfg, store.result())
+        store = pool.submit(_warm_up, cfg, parts)
+        with phase("start Ray"):
+            connect(cfg, address)
+        with phase("MLflow store, parent run"):
+            tracking = session.open_search(cfg, store.result())
     with session.ended_on_error(tracking):  # from here on, no parent run is left RUNNING
         tuner, experiment_path, searcher, tracker, check = _new_tuner(
-            cfg, tracking, parts, progress
+            cfg, tracking, parts, progress, callbacks or []
         )
     return fit_and_record(
         cfg, tuner, tracking, experiment_path, searcher, tracker, check, parts.trainable
@@ -70,7 +76,7 @@ def run(
 
 
 def _new_tuner(
-    cfg: ExperimentConfig, tracking: Any, parts: Components, progress: bool
+    cfg: ExperimentConfig, tracking: Any, parts: Components, progress: bool, extra: list[Any]
 ) -> tuple[Any, str, Any, Any, MetricCheck]:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
@@ -128,6 +134,7 @@ def _new_tuner(
     callbacks: list[Any] = [SchedulerState(scheduler), tracker, JsonLoggerCallback()]
     if progress:
         callbacks.append(Progress(cfg.metric, cfg.mode, cfg.num_samples, known_epochs, scheduler))
+    callbacks += extra
 
     check = MetricCheck(cfg.metric)
     tuner = tune.Tuner(
@@ -211,7 +218,14 @@ def resume_search(
     return fit_and_record(cfg, tuner, tracking, path, searcher, tracker, check, trainable)
 
 
-def _warm_up(cfg: ExperimentConfig) -> tuple[Any, str]:
-    import orchestrator.reporting.plots  # noqa: F401  (matplotlib: needed at the end anyway)
+def _warm_up(cfg: ExperimentConfig, parts: Components | None = None) -> tuple[Any, str]:
+    """What the driver needs soon, done while Ray starts: matplotlib (for the final plots), the
+    MLflow store, and the first candidate's cost (torch's FLOP counter takes seconds the first
+    time; the gate keeps the result)."""
+    import orchestrator.reporting.plots  # noqa: F401
 
+    if parts is not None and parts.gate.input_shape is not None:
+        import random
+
+        parts.gate.warm_up(parts.space.sample(random.Random(cfg.seed)))
     return session.connect_store(cfg)

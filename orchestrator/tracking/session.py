@@ -18,6 +18,7 @@ import pandas as pd
 
 from orchestrator import tags as T
 from orchestrator.config import ExperimentConfig, default_tracking_uri
+from orchestrator.core.phases import phase
 from orchestrator.errors import UserError, first_line
 from orchestrator.reporting.leaderboard import leaderboard, to_markdown
 
@@ -233,12 +234,14 @@ def finish_search(
     if best is not None and best.get("checkpoint") and rebuild is not None:
         from orchestrator.tracking.best_model import log_best_model
 
-        log_best_model(tracking, rebuild, space, best, trainable.options)
+        with phase("log the best model"):
+            log_best_model(tracking, rebuild, space, best, trainable.options)
     from orchestrator.reporting.plots import log_search_plots  # never raises: warns instead
 
-    log_search_plots(
-        client, run_id, tracking.experiment_id, trials, cfg.metric, cfg.mode, out_dir, seen
-    )
+    with phase("draw and log the plots"):
+        log_search_plots(
+            client, run_id, tracking.experiment_id, trials, cfg.metric, cfg.mode, out_dir, seen
+        )
 
 
 def end(tracking: Tracking, status: str) -> None:
