@@ -15,8 +15,9 @@ def fails(config):
     raise RuntimeError("boom: this trial always fails")
 
 
-def slow_epochs(config):
-    """Three epochs of ~0.4 s that checkpoint their epoch; a resumed trial continues from it."""
+def _checkpointed_epochs(config, epochs: int, seconds: float) -> None:
+    """`epochs` epochs of `seconds` each, checkpointing the epoch; a resumed or retried trial
+    continues from its checkpoint. Reports `score` = arch x * epoch."""
     import json
     import os
     import tempfile
@@ -27,13 +28,18 @@ def slow_epochs(config):
     if checkpoint is not None:
         with checkpoint.as_directory() as d, open(os.path.join(d, "epoch.json")) as f:
             start = json.load(f)["epoch"]
-    for epoch in range(start + 1, 4):
-        time.sleep(0.4)
+    for epoch in range(start + 1, epochs + 1):
+        time.sleep(seconds)
         with tempfile.TemporaryDirectory() as d:
             with open(os.path.join(d, "epoch.json"), "w") as f:
                 json.dump({"epoch": epoch}, f)
             score = config["arch"]["x"] * epoch
             tune.report({"score": score}, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def slow_epochs(config):
+    """Three epochs of ~0.4 s, checkpointed."""
+    _checkpointed_epochs(config, 3, 0.4)
 
 
 def many_reports(config):
@@ -45,20 +51,4 @@ def many_reports(config):
 def paced(config):
     """Four epochs of 1 s each, checkpointed: a search of these lasts long enough to stop a
     tracking server under it and start it again."""
-    import json
-    import os
-    import tempfile
-    import time
-
-    start = 0
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d, open(os.path.join(d, "epoch.json")) as f:
-            start = json.load(f)["epoch"]
-    for epoch in range(start + 1, 5):
-        time.sleep(1.0)
-        with tempfile.TemporaryDirectory() as d:
-            with open(os.path.join(d, "epoch.json"), "w") as f:
-                json.dump({"epoch": epoch}, f)
-            score = config["arch"]["x"] * epoch
-            tune.report({"score": score}, checkpoint=tune.Checkpoint.from_directory(d))
+    _checkpointed_epochs(config, 4, 1.0)
