@@ -108,3 +108,18 @@ def test_a_metric_that_never_changes_is_logged_once(tracker):
     assert sorted(points["acc"]) == [(1, 0.6), (2, 0.7), (3, 0.8)]
     assert "num_params" not in points  # its one point is the cost, at step 0
     assert sorted(points["lr"]) == [(1, 0.1), (2, 0.1), (3, 0.05)]  # changed: all of it
+
+
+def test_a_trial_ray_holds_as_ended_is_closed_on_resume(tracker):
+    """Ray's last snapshot came after the tracker's: trial 1 ended there (TERMINATED, all 3
+    epochs) but the tracker never learnt it. Ray will not run it again, so no hook would close
+    its run: the first step of the resumed search does, and counts it as ended."""
+    ended = trial("old", 1, "hash-a", status="TERMINATED")
+    tracker.on_step_begin(0, [ended, trial("other", 2, "hash-b", status="PENDING")])
+    events = drain(tracker)
+    assert ("reopen", "old", None) in events
+    ends = [payload for kind, tid, payload in events if kind == "end" and tid == "old"]
+    assert ends and ends[-1][1] == "FINISHED" and ends[-1][0]["nasorch.status"] == "completed"
+    assert tracker.statuses["old"] == "completed" and "other" not in tracker.statuses
+    tracker.on_step_begin(1, [ended])  # once per session
+    assert drain(tracker) == []

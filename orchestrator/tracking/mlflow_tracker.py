@@ -26,6 +26,7 @@ from orchestrator.tracking.events import (
     STATUS_TO_MLFLOW,
     RepeatFilter,
     reported_metrics,
+    status_of,
     trial_status,
 )
 
@@ -62,6 +63,7 @@ class MlflowTracker(Callback):
         self._ended: dict[str, float] = {}  # trial id -> when it ended (epoch seconds)
         self._points = 0
         self._repeats = RepeatFilter(always=metric)
+        self._reconciled = False  # on_step_begin's one look at the restored trials
         self.run_ids: dict[str, str] = {}
         self.resume_steps: dict[str, int] = {}  # trial id -> last epoch recorded before a crash
         self.saved_trials: dict[str, list] = {}
@@ -98,6 +100,7 @@ class MlflowTracker(Callback):
             self.__dict__.setdefault(name, None)
         self._curves, self._ended = {}, {}  # a resumed driver saw no trial from its start
         self._repeats = RepeatFilter(always=self.metric)
+        self._reconciled = False
         self._points = 0
         self._load_saved_runs()  # a resumed search continues the runs its writer created
         self._start()
@@ -136,6 +139,27 @@ class MlflowTracker(Callback):
                     tags[T.EPOCHS] = str(epochs)
                 tags.update(self._scheduler_tags(trial_id))  # restored by SchedulerState first
                 self._queue.put(("end", trial_id, (tags, STATUS_TO_MLFLOW[status], None)))
+
+    def on_step_begin(self, iteration, trials, **info):
+        """Once per session, before anything runs: trials that Ray's last snapshot holds as
+        ended, but that ended after the tracker's own snapshot, are never run again, so no hook
+        will close their runs: close them here, with what the crash kept from MLflow."""
+        if self._reconciled:
+            return
+        self._reconciled = True
+        for trial in trials:
+            if trial.status not in ("TERMINATED", "ERROR") or trial.trial_id in self.statuses:
+                continue
+            results = list(self.backlog.get(trial.trial_id, []))
+            self.on_trial_start(iteration, trials, trial)  # its run: reopened, claimed or new
+            known = [trial.last_result or {}, *results]
+            last = max(known, key=lambda r: r.get("training_iteration", 0))
+            if trial.status == "ERROR":
+                status = "errored"
+            else:
+                stopped = trial.trial_id in (getattr(self.scheduler, "stop_reasons", None) or {})
+                status = status_of(False, last, self.max_epochs, stopped)
+            self._end(trial, status, last)
 
     def _replay(self, trial_id: str) -> list[dict]:
         """Write a resumed trial's unrecorded results, and skip them if Ray reports them again."""
@@ -263,11 +287,11 @@ class MlflowTracker(Callback):
     def on_experiment_end(self, trials, **info):
         self.flush()
 
-    def _end(self, trial: Any, status: str) -> None:
+    def _end(self, trial: Any, status: str, last: dict | None = None) -> None:
         self.statuses[trial.trial_id] = status
         self._repeats.end(trial.trial_id)
         self._ended[trial.trial_id] = time.time()
-        epochs = (trial.last_result or {}).get("training_iteration", 0)
+        epochs = (last or trial.last_result or {}).get("training_iteration", 0)
         tags = {T.STATUS: status, T.EPOCHS: str(epochs)}
         tags.update(self._scheduler_tags(trial.trial_id))
         error = None
