@@ -122,7 +122,7 @@ def test_an_interrupted_search_leaves_no_run_running(tmp_path):
     resume` reopens the unfinished trials' runs and finishes them."""
     config = {
         **GOOD,
-        "num_samples": 6,
+        "num_samples": 4,
         "search_space": {
             "name": "custom",
             "options": {"params": {"x": {"type": "float", "low": 0, "high": 1}}},
@@ -167,7 +167,7 @@ def test_an_interrupted_search_leaves_no_run_running(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     runs = runs_of(uri)
     trials = [r for r in runs if r.data.tags["nasorch.role"] == "trial"]
-    assert len(trials) == 6
+    assert len(trials) == 4
     assert all(r.info.status == "FINISHED" for r in runs), [r.info.status for r in runs]
     assert all(r.data.tags["nasorch.status"] == "completed" for r in trials)
 

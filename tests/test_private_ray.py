@@ -84,7 +84,7 @@ def test_a_search_never_joins_a_ray_started_on_this_machine(sandbox):
         assert address_file.is_file()  # stale now: nothing listens there
         assert not port_open(gcs)
         began = time.monotonic()
-        again = searches.start(nasorch_cmd(slow_search(sandbox, "two")), logs[2], env=env)
+        again = searches.start(nasorch_cmd(slow_search(sandbox, "two", 2)), logs[2], env=env)
         assert again.wait(timeout=180) == 0, tails(logs)
         assert time.monotonic() - began < 120  # not Ray's minute of waiting on a dead GCS
 
@@ -101,7 +101,7 @@ def test_a_local_ray_is_not_open_to_the_network(sandbox):
     env.update(RAY_TMPDIR=str(sandbox / "tmp"), HOME=str(sandbox / "home"))
     log = sandbox / "search.log"
     with ProcessGroups() as groups:
-        driver = groups.start(nasorch_cmd(slow_search(sandbox, "open", trials=8)), log, env=env)
+        driver = groups.start(nasorch_cmd(slow_search(sandbox, "open", trials=6)), log, env=env)
         results = sandbox / "results"
         wait_for(lambda: any(results.glob("open-*/t00*")), "the search's trials", 120, [log])
         procs = [psutil.Process(driver.pid), *psutil.Process(driver.pid).children(recursive=True)]

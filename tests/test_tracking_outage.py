@@ -30,7 +30,7 @@ from tests.helpers_procs import (
 )
 
 pytestmark = pytest.mark.integration
-TRIALS, EPOCHS = 6, 4  # tests.helpers:paced reports 4 epochs of 1 s
+TRIALS, EPOCHS = 4, 4  # tests.helpers:paced reports 4 epochs of 1 s
 
 
 @pytest.fixture

@@ -100,10 +100,11 @@ def client_for(uri: str, field: str = "tracking.uri") -> Any:
     for name in ("mlflow", "alembic"):  # mlflow sets its own levels when first imported
         logging.getLogger(name).setLevel(logging.WARNING)
     check_reachable(uri, field=field)
-    client = MlflowClient(tracking_uri=uri)
-    if uri.startswith("sqlite:///"):
-        with store_lock(uri):
-            client.search_experiments(max_results=1)  # creates the tables if there are none
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri)
+    with store_lock(uri):  # the client may create the store as it is made, or at its first call
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
     return client
 
 
