@@ -80,7 +80,7 @@ def main() -> int:
         nasorch = [
             sys.executable, "-m", "orchestrator.cli", "run", str(ROOT / "examples/quickstart.yaml"),
             "--quiet", "--set", "num_samples=1", "--set", "trainable.options.epochs=1",
-            "--set", "scheduler.name=fifo",
+            "--set", "scheduler={name: fifo}",
         ]  # fmt: skip
         timed(nasorch, root, env)  # warm-up: creates the MLflow store, as a user's first search
         for i in range(args.repeats):

@@ -38,4 +38,9 @@ def report(stream=None) -> None:
         stream.write(f"[profile] {name:28s} {seconds:6.2f} s\n")
     total = time.perf_counter() - _started
     stream.write(f"[profile] {'since nasorch was imported':28s} {total:6.2f} s\n")
+    with contextlib.suppress(Exception):  # psutil comes with Ray
+        import psutil
+
+        alive = time.time() - psutil.Process().create_time()
+        stream.write(f"[profile] {'since the process started':28s} {alive:6.2f} s\n")
     _phases.clear()

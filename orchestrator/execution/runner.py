@@ -219,13 +219,18 @@ def resume_search(
 
 
 def _warm_up(cfg: ExperimentConfig, parts: Components | None = None) -> tuple[Any, str]:
-    """What the driver needs soon, done while Ray starts: matplotlib (for the final plots), the
-    MLflow store, and the first candidate's cost (torch's FLOP counter takes seconds the first
-    time; the gate keeps the result)."""
+    """What the driver needs, done while Ray starts: matplotlib (for the final plots), the MLflow
+    store, the first candidate's cost (torch's FLOP counter takes seconds the first time) and
+    the machinery that saves the best model at the end."""
     import orchestrator.reporting.plots  # noqa: F401
 
     if parts is not None and parts.gate.input_shape is not None:
         import random
 
         parts.gate.warm_up(parts.space.sample(random.Random(cfg.seed)))
-    return session.connect_store(cfg)
+    store = session.connect_store(cfg)
+    if parts is not None and getattr(parts.trainable.fn, "best_model", None) is not None:
+        from orchestrator.tracking.best_model import warm_up
+
+        warm_up()  # MLflow saves the best model through torch.export: seconds the first time
+    return store

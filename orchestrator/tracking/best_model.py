@@ -13,6 +13,25 @@ from typing import Any
 from orchestrator import tags as T
 
 
+def warm_up() -> None:
+    """Save a tiny model once, to a temporary folder: what saving a model costs the first time
+    (torch.export's tracing, MLflow's map of installed packages: seconds) is then paid while Ray
+    starts, not at the search's end."""
+    import tempfile
+
+    import mlflow.pytorch
+    import numpy as np
+    import torch
+
+    with tempfile.TemporaryDirectory() as folder:
+        mlflow.pytorch.save_model(
+            torch.nn.Linear(2, 2),
+            path=f"{folder}/model",
+            input_example=np.zeros((1, 2), dtype=np.float32),
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        )
+
+
 def log_best_model(
     tracking: Any, rebuild: Callable, space: Any, best: dict, options: dict[str, Any]
 ) -> None:
