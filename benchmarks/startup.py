@@ -36,8 +36,9 @@ BARE = textwrap.dedent(
         x, y = load_digits(return_X_y=True)
         x, y = torch.tensor(x, dtype=torch.float32) / 16, torch.tensor(y)
         torch.set_num_threads(1)
+        width = config["width"]
         model = torch.nn.Sequential(
-            torch.nn.Linear(64, config["width"]), torch.nn.ReLU(), torch.nn.Linear(config["width"], 10)
+            torch.nn.Linear(64, width), torch.nn.ReLU(), torch.nn.Linear(width, 10)
         )
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         for i in range(0, len(x), 64):

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 import orchestrator
-from orchestrator.reporting import compare
 from orchestrator.cli import main
 from orchestrator.errors import UserError
+from orchestrator.reporting import compare
 
 SPACE = {"name": "custom", "options": {"params": {"a": ["x", "yy", "zzz"], "b": [1, 22, 333]}}}
 
