@@ -170,13 +170,14 @@ def entry() -> None:
     """The `nasorch` command: main(), then a quick exit. Once a search is recorded and Ray is
     stopped, the interpreter's own teardown (Ray's and torch's native threads) took seconds of
     every `nasorch run` and nothing is left for it to do."""
+    import atexit
     import logging
     import os
 
     code = main()
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        ray.shutdown()
+    # Everything registered to run at exit (Ray's shutdown, multiprocessing's clean-up of the
+    # writer's queues, MLflow's), then no more.
+    atexit._run_exitfuncs()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

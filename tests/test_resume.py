@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 from tests.helpers_procs import BIN, ProcessGroups, free_ports, kill_tree, port_open, wait_for
 
 pytestmark = pytest.mark.integration
-N = 10
+N = 6
 
 
 def config(tmp: Path, name: str) -> dict:
@@ -225,7 +225,8 @@ def test_sigkill_then_resume_on_s3_storage(tmp_path, started, s3_server):
     assert sorted(trials) == list(range(1, 5))
     for number, runs in trials.items():
         assert len(runs) == 1, f"trial {number} has {len(runs)} child runs"
-        assert runs[0].info.status == "FINISHED", (runs[0].data.tags, runs[0].info)
+        tags = {k: v for k, v in runs[0].data.tags.items() if k.startswith("nasorch.")}
+        assert runs[0].info.status == "FINISHED", (tags, runs[0].info.status)
         steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "score")]
         assert sorted(steps) == [1, 2, 3]
 

@@ -52,28 +52,36 @@ def test_two_searches_and_the_ui_create_the_store_at_once(tmp_path):
     assert sorted(r.info.status for r in parents) == ["FINISHED", "FINISHED"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_the_ui_stops_its_whole_server(tmp_path, sig):
+def test_the_ui_stops_its_whole_server(tmp_path):
+    """Two UIs side by side (they take seconds to start): one gets SIGTERM, the other SIGINT
+    (Ctrl+C); each stops its whole process tree, and neither prints library noise."""
     env = clean_env()
-    (port,) = free_ports(1)
-    log = tmp_path / "ui.log"
-    with open(log, "wb") as out:
-        ui = subprocess.Popen(
-            ui_cmd(port), stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
-            start_new_session=True,  # its own group: the test signals the CLI process alone
-        )  # fmt: skip
+    ports = free_ports(2)
+    uis = []
+    for port, sig in zip(ports, (signal.SIGTERM, signal.SIGINT)):
+        log = tmp_path / f"ui-{sig.name}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                ui_cmd(port), stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+                start_new_session=True,  # its own group: the test signals the CLI process alone
+            )  # fmt: skip
+        uis.append((proc, port, sig, log))
     try:
-        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/health"), "the UI", 90, [log])
-        tree = psutil.Process(ui.pid).children(recursive=True)
-        assert len(tree) >= 2, "MLflow's server is a tree of processes"
-        ui.send_signal(sig)
-        assert ui.wait(timeout=30) == 0, tails([log])
-        gone, alive = psutil.wait_procs(tree, timeout=15)
-        assert not alive, [p.info if hasattr(p, "info") else p.pid for p in alive]
-        assert not http_ok(f"http://127.0.0.1:{port}/health")
+        for _, port, _, log in uis:
+            wait_for(lambda p=port: http_ok(f"http://127.0.0.1:{p}/health"), "a UI", 120, [log])
+        for proc, port, sig, log in uis:
+            tree = psutil.Process(proc.pid).children(recursive=True)
+            assert len(tree) >= 2, "MLflow's server is a tree of processes"
+            proc.send_signal(sig)
+            assert proc.wait(timeout=30) == 0, tails([log])
+            gone, alive = psutil.wait_procs(tree, timeout=15)
+            assert not alive, f"{sig.name}: left {[p.pid for p in alive]}"
+            assert not http_ok(f"http://127.0.0.1:{port}/health")
     finally:
-        ProcessGroups.kill_group(ui.pid)
-    text = log.read_text()
-    assert f"MLflow UI on http://127.0.0.1:{port}" in text
-    for noise in ("DeprecationWarning", "FutureWarning", "warnings.warn", " INFO "):
-        assert noise not in text, text
+        for proc, *_ in uis:
+            ProcessGroups.kill_group(proc.pid)
+    for _, port, sig, log in uis:
+        text = log.read_text()
+        assert f"MLflow UI on http://127.0.0.1:{port}" in text
+        for noise in ("DeprecationWarning", "FutureWarning", "warnings.warn", " INFO "):
+            assert noise not in text, f"{sig.name}: {text}"

@@ -74,11 +74,11 @@ def server(tmp):
     srv.stop()
 
 
-def write_config(tmp: Path, server: Server, name: str) -> Path:
+def write_config(tmp: Path, server: Server, name: str, trials: int = TRIALS) -> Path:
     config = {
         "name": name,
         "metric": "score",
-        "num_samples": TRIALS,
+        "num_samples": trials,
         "max_concurrent_trials": 2,
         "search_space": {
             "name": "custom",
@@ -108,11 +108,11 @@ def _is_trial(run: dict) -> bool:
     return tags(run).get("nasorch.role") == "trial"
 
 
-def assert_everything_recorded(rest: Rest, name: str) -> None:
+def assert_everything_recorded(rest: Rest, name: str, expected: int = TRIALS) -> None:
     runs = rest.runs(name)
     trials = [r for r in runs if _is_trial(r)]
     parents = [r for r in runs if tags(r).get("nasorch.role") == "search"]
-    assert len(trials) == TRIALS
+    assert len(trials) == expected
     assert [p["info"]["status"] for p in parents] == ["FINISHED"]
     assert "best_score" in {m["key"] for m in parents[0]["data"]["metrics"]}
     for run in trials:
@@ -127,14 +127,14 @@ def test_a_short_outage_loses_nothing(tmp, server):
     rest = Rest(server.uri)
     with ProcessGroups() as groups:
         search = groups.start(
-            nasorch("run", str(write_config(tmp, server, "outage"))), log, env=env
+            nasorch("run", str(write_config(tmp, server, "outage", trials=2))), log, env=env
         )
         wait_for(lambda: first_points_arrived(rest, "outage"), "the first points", 120, [log])
         server.stop()
         time.sleep(20)
         server.start()
         assert search.wait(timeout=400) == 0, tails([log, server.log])
-    assert_everything_recorded(rest, "outage")
+    assert_everything_recorded(rest, "outage", expected=2)
 
 
 def test_records_a_dead_server_missed_are_written_by_resume(tmp, server):

@@ -144,9 +144,13 @@ class MlflowTracker(Callback):
         """Once per session, before anything runs: trials that Ray's last snapshot holds as
         ended, but that ended after the tracker's own snapshot, are never run again, so no hook
         will close their runs: close them here, with what the crash kept from MLflow."""
-        if self._reconciled:
-            return
-        self._reconciled = True
+        if not self._reconciled:
+            self._reconciled = True
+            self._close_ended(iteration, trials)
+
+    def _close_ended(self, iteration: int, trials: list) -> None:
+        """Close the run of every trial Ray holds as ended without the tracker having seen it
+        end (also at the experiment's end: nothing may stay open)."""
         for trial in trials:
             if trial.status not in ("TERMINATED", "ERROR") or trial.trial_id in self.statuses:
                 continue
@@ -285,6 +289,7 @@ class MlflowTracker(Callback):
         self._end(trial, "errored")
 
     def on_experiment_end(self, trials, **info):
+        self._close_ended(-1, trials)
         self.flush()
 
     def _end(self, trial: Any, status: str, last: dict | None = None) -> None:
