@@ -64,7 +64,7 @@ def fit_and_record(
         trials = trials_frame(grid, tracker, space, cfg.metric)
         best = best_trial(trials, cfg.metric, cfg.mode)
         unfinished = count_unfinished(grid, tracker)
-        if unfinished > 0:  # Ray stopped early (Ctrl+C): keep everything resumable
+        if unfinished > 0 or tracker.interrupted:  # Ctrl+C: keep everything resumable
             print(
                 f"nasorch: interrupted with {unfinished} trials unfinished; continue with "
                 f"`nasorch resume {experiment_path}`",

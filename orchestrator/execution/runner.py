@@ -22,7 +22,7 @@ from orchestrator.execution.metric_check import MetricCheck
 from orchestrator.execution.preflight import check_paths
 from orchestrator.execution.ray_session import connect, ship_user_module, trial_resources
 from orchestrator.execution.results import SearchResult, flat_params, trial_dirname
-from orchestrator.resume import restored
+from orchestrator.resume import inflight, restored
 from orchestrator.resume.experiment import (
     CONFIG_FILE,
     find_experiment,
@@ -196,6 +196,7 @@ def resume_search(
     connect(cfg, address)
     tracking = session.reopen_search(cfg, parent_run_id)
     with session.ended_on_error(tracking):
+        inflight.settle(SearchState(path), tracking.client, parent_run_id)  # before it is read
         ship_user_module(cfg.trainable.name)
         ray_path = state.get("ray_path", path)
         if not tune.Tuner.can_restore(ray_path):

@@ -18,6 +18,7 @@ from typing import Any
 from ray.tune import Callback
 
 from orchestrator import tags as T
+from orchestrator.core import interrupts
 from orchestrator.resume import restored
 from orchestrator.resume.recovery import unrecorded_results
 from orchestrator.resume.state_file import SearchState
@@ -64,6 +65,7 @@ class MlflowTracker(Callback):
         self._points = 0
         self._repeats = RepeatFilter(always=metric)
         self._reconciled = False  # on_step_begin's one look at the restored trials
+        self.interrupted = False  # Ctrl+C: Ray marks the trials it stops as TERMINATED
         self.run_ids: dict[str, str] = {}
         self.resume_steps: dict[str, int] = {}  # trial id -> last epoch recorded before a crash
         self.saved_trials: dict[str, list] = {}
@@ -101,6 +103,7 @@ class MlflowTracker(Callback):
         self._curves, self._ended = {}, {}  # a resumed driver saw no trial from its start
         self._repeats = RepeatFilter(always=self.metric)
         self._reconciled = False
+        self.interrupted = False
         self._points = 0
         self._load_saved_runs()  # a resumed search continues the runs its writer created
         self._start()
@@ -139,6 +142,14 @@ class MlflowTracker(Callback):
                     tags[T.EPOCHS] = str(epochs)
                 tags.update(self._scheduler_tags(trial_id))  # restored by SchedulerState first
                 self._queue.put(("end", trial_id, (tags, STATUS_TO_MLFLOW[status], None)))
+
+    def setup(self, **info):
+        """Called once Ray's own Ctrl+C handler is in place: note interrupts before it runs."""
+        self.interrupted = False
+        interrupts.watch(self._interrupt)
+
+    def _interrupt(self) -> None:
+        self.interrupted = True
 
     def on_step_begin(self, iteration, trials, **info):
         """Once per session, before anything runs: trials that Ray's last snapshot holds as
@@ -289,7 +300,8 @@ class MlflowTracker(Callback):
         self._end(trial, "errored")
 
     def on_experiment_end(self, trials, **info):
-        self._close_ended(-1, trials)
+        if not self.interrupted:  # else the trials Ray stopped are unfinished, not ended
+            self._close_ended(-1, trials)
         self.flush()
 
     def _end(self, trial: Any, status: str, last: dict | None = None) -> None:

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from orchestrator import tags as T
+from orchestrator.resume import inflight
 from orchestrator.resume.state_file import SearchState
 
 BATCH_SECONDS = 1.0  # how long events are gathered into one round of writes
@@ -295,6 +296,9 @@ class _Writer:
         changed = False
         errors: list[tuple[str, str]] = []
         self._attempted = {}
+        intent = inflight.round_intent(events, self.run_ids)
+        if self.state:  # a kill before the state file is updated below: resume asks MLflow
+            inflight.note(self.state, intent)
         for kind, trial_id, payload in events:
             if kind == "start":
                 name, tags, params, cost, *stamp = payload
@@ -351,3 +355,5 @@ class _Writer:
             self.client.log_text(run_id, error, "error.txt")
         if changed and self.state:  # after the writes: it never claims more than is there
             self.state.update(runs=self.run_ids, steps=self.steps, trials=self.trials)
+        if intent and self.state:
+            inflight.clear(self.state)
