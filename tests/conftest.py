@@ -21,6 +21,7 @@ def ray_local():
 
     if not ray.is_initialized():
         ray.init(
+            address="local",  # never a `ray start` cluster another test (or worker) runs
             num_cpus=2,
             include_dashboard=False,
             log_to_driver=False,
@@ -46,3 +47,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "ray_local" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
+    # Longest modules first: `pytest -n 2 --dist loadfile` hands modules out in this order, so
+    # the long ones do not end up last on one worker while the other waits.
+    items.sort(key=lambda item: LONGEST_FIRST.get(item.module.__name__.rsplit(".", 1)[-1], 99))
+
+
+LONGEST_FIRST = {
+    name: rank
+    for rank, name in enumerate(
+        """test_e2e test_resume test_tracking_outage test_resume_schedulers test_private_ray
+        test_schedulers test_store_and_ui test_failure_modes test_user_data test_multinode
+        test_node_loss test_ui_browser test_compare test_reliability test_plots
+        test_supernet""".split()
+    )
+}

@@ -138,58 +138,6 @@ def test_sigkill_then_resume(tmp_path, started):
     assert again.returncode == 0 and "already finished" in out_again
 
 
-def test_sigkill_then_resume_with_asha(tmp_path, started):
-    """ASHA's rungs and stop reasons go through the crash: every trial ends once, in one run,
-    and every early stop says why."""
-    cfg = config(tmp_path, "asha")
-    cfg["scheduler"] = {"name": "asha", "options": {"grace_period": 1, "reduction_factor": 2}}
-    (tmp_path / "asha.yaml").write_text(yaml.safe_dump(cfg))
-    # killed once half the trials have reported
-    crash_and_resume(tmp_path, started, "asha", lambda steps: len(steps) >= N // 2)
-
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    trials = trials_by_number(client, "asha")
-    assert sorted(trials) == list(range(1, N + 1))
-    statuses = []
-    for number, runs in trials.items():
-        assert len(runs) == 1, f"trial {number} has {len(runs)} child runs"
-        run = runs[0]
-        assert run.info.status == "FINISHED"
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "score")]
-        assert sorted(steps) == list(range(1, len(steps) + 1))  # none twice, none missing
-        status = run.data.tags["nasorch.status"]
-        statuses.append(status)
-        if status == "stopped_early":
-            assert run.data.tags["nasorch.stop_reason"].startswith("asha")
-            assert len(steps) < 3
-        else:
-            assert status == "completed" and len(steps) == 3
-    assert "stopped_early" in statuses and "completed" in statuses
-
-
-def test_sigkill_then_resume_with_pbt(tmp_path, started):
-    """After exploits the trials' configs carry their donors' architectures; the resumed search
-    still ends every trial once, in its own run (none closed as superseded)."""
-    cfg = config(tmp_path, "pbt")
-    cfg.update(num_samples=6, max_concurrent_trials=6)
-    cfg["scheduler"] = {
-        "name": "pbt",
-        "options": {"perturbation_interval": 1, "quantile_fraction": 0.5},
-    }
-    (tmp_path / "pbt.yaml").write_text(yaml.safe_dump(cfg))
-    # killed once about half the epochs are reported
-    out = crash_and_resume(tmp_path, started, "pbt", lambda steps: sum(steps.values()) >= 8)
-    assert "Remote file not found" not in out
-
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    trials = trials_by_number(client, "pbt")
-    assert sorted(trials) == list(range(1, 7))
-    for number, runs in trials.items():
-        assert len(runs) == 1, f"trial {number} has {len(runs)} child runs"
-        assert runs[0].info.status == "FINISHED"
-        assert runs[0].data.tags["nasorch.status"] == "completed"
-
-
 @pytest.fixture
 def s3_server(monkeypatch):
     """A real S3-compatible server on loopback (moto's server mode) with a bucket `nasorch`, and

@@ -11,35 +11,69 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainables.data_files import DatasetSpec
+
 
 class TorchOptions(BaseModel):
     """`trainable.options` for the torch trainable."""
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: Literal["digits", "wine", "breast_cancer"] = "digits"
+    dataset: Literal["digits", "wine", "breast_cancer"] | DatasetSpec = "digits"
     epochs: int = Field(10, ge=1, le=10_000)
-    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="shipped datasets")
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     # Used when the architecture does not carry its own value.
     lr: float = Field(1e-3, gt=0.0)
     batch_size: int = Field(64, ge=1)
     weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    schedule: Literal["constant", "cosine", "step"] = "constant"
+    warmup_epochs: int = Field(0, ge=0)
+    step_epochs: int = Field(30, ge=1, description="schedule: step: every so many epochs")
+    step_gamma: float = Field(0.1, gt=0.0, le=1.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    grad_clip: float | None = Field(None, gt=0.0, description="max gradient norm")
+    augment: bool = Field(False, description="images: random crop (pad 4) and flip")
+    amp: Literal["off", "bf16", "fp16"] = Field("off", description="mixed precision on CUDA")
+    channels_last: bool = False
+    compile: bool = Field(False, description="torch.compile, where it works")
+    embed_dim: int = Field(64, ge=1, description="text: token embedding size")
     threads: int = Field(1, ge=1, description="torch intra-op threads per trial on CPU")
 
 
-CHECKPOINT_FILE = "state.pt"  # model, optimizer and epoch, in every checkpoint of a trial
+CHECKPOINT_FILE = "state.pt"  # model, optimizer, scaler and epoch, in every checkpoint
+
+
+def _data(opts: TorchOptions, space: Any) -> Any:
+    from trainables import datasets
+
+    return datasets.load(opts.dataset, getattr(space, "input_layout", "flat"), opts.val_fraction)
+
+
+def _space_input(data: Any, opts: TorchOptions) -> tuple[int, ...]:
+    """What the space's network takes: token ids are embedded first (embed_dim per token)."""
+    return (*data.input_shape, opts.embed_dim) if data.vocab_size else data.input_shape
+
+
+def _network(space: Any, arch: dict, data: Any, opts: TorchOptions) -> Any:
+    import torch
+
+    model = space.build_model(arch, _space_input(data, opts), data.num_classes)
+    if data.vocab_size:
+        embed = torch.nn.Embedding(data.vocab_size, opts.embed_dim, padding_idx=0)
+        model = torch.nn.Sequential(embed, model)
+    return model
 
 
 def input_spec(options: dict[str, Any], space: Any) -> tuple[tuple[int, ...], int]:
     """(input shape, number of classes) of the networks this trainable builds: the driver
-    costs candidates on it (the gate) before they take a trial slot."""
-    from trainables import datasets
-
+    costs candidates on it (the gate) before they take a trial slot (text: after the
+    embedding, which every candidate shares)."""
     opts = TorchOptions(**options)
-    data = datasets.load(opts.dataset, getattr(space, "input_layout", "flat"), opts.val_fraction)
-    return data.input_shape, data.num_classes
+    data = _data(opts, space)
+    return _space_input(data, opts), data.num_classes
 
 
 def best_model(folder: str, arch: dict, space: Any, options: dict[str, Any]) -> tuple[Any, Any]:
@@ -47,14 +81,43 @@ def best_model(folder: str, arch: dict, space: Any, options: dict[str, Any]) -> 
     its best model."""
     import torch
 
-    from trainables import datasets
-
     opts = TorchOptions(**options)
-    data = datasets.load(opts.dataset, getattr(space, "input_layout", "flat"), opts.val_fraction)
-    model = space.build_model(arch, data.input_shape, data.num_classes)
+    data = _data(opts, space)
+    model = _network(space, arch, data, opts)
     state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     return model.eval(), data.x_val[:4]
+
+
+def test_metrics(folder: str, arch: dict, space: Any, options: dict[str, Any]) -> dict:
+    """The best model's metrics on the held-out test split, which no trial saw (names as in
+    the trial's reports); {} when the data has no test split."""
+    import torch
+
+    opts = TorchOptions(**options)
+    data = _data(opts, space)
+    if data.x_test is None:
+        return {}
+    model, _ = best_model(folder, arch, space, options)
+    x, y = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
+    loss, acc = _evaluate(model, x, y, torch.nn.CrossEntropyLoss(), opts.batch_size * 4)
+    return {"val_accuracy": acc, "val_loss": loss}
+
+
+def _evaluate(model: Any, x: Any, y: Any, loss_fn: Any, batch: int, ctx: Any = None):
+    """(mean loss, accuracy) over (x, y), in batches: a large split need not fit at once."""
+    import contextlib
+
+    import torch
+
+    model.eval()
+    total_loss, correct = 0.0, 0
+    with torch.no_grad(), ctx or contextlib.nullcontext():
+        for i in range(0, len(x), batch):
+            logits = model(x[i : i + batch]).float()
+            total_loss += loss_fn(logits, y[i : i + batch]).item() * len(logits)
+            correct += (logits.argmax(1) == y[i : i + batch]).sum().item()
+    return total_loss / max(1, len(x)), correct / max(1, len(x))
 
 
 def _hyper(config: dict[str, Any], opts: TorchOptions, name: str) -> Any:
@@ -72,7 +135,7 @@ def train(config: dict[str, Any]) -> None:
     from ray import tune
 
     from search_spaces import SEARCH_SPACES
-    from trainables import datasets
+    from trainables import recipe
 
     opts = TorchOptions(**config.get("trainable_options", {}))
     spec = config["search_space"]
@@ -85,24 +148,22 @@ def train(config: dict[str, Any]) -> None:
     # CUDA only when Ray gave this trial a GPU (CUDA_VISIBLE_DEVICES is set to it).
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     node_id = ray.get_runtime_context().get_node_id()
-    data = datasets.load(opts.dataset, getattr(space, "input_layout", "flat"), opts.val_fraction)
-    model = space.build_model(arch, data.input_shape, data.num_classes).to(device)
+    data = _data(opts, space)
+    model = _network(space, arch, data, opts).to(device)
     num_params = sum(p.numel() for p in model.parameters())
     if "dropout" in config:  # PBT mutates it at the top of the config; the arch's is built in
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = float(config["dropout"])
+    images = data.x_train.ndim == 4
+    layout = torch.channels_last if opts.channels_last and images else torch.contiguous_format
+    model = model.to(memory_format=layout)
 
     lr = float(_hyper(config, opts, "lr"))
     wd = float(_hyper(config, opts, "weight_decay"))
     batch_size = int(_hyper(config, opts, "batch_size"))
-    if opts.optimizer == "sgd":
-        optimizer = torch.optim.SGD(
-            model.parameters(), lr=lr, momentum=opts.momentum, weight_decay=wd
-        )
-    else:
-        cls = torch.optim.Adam if opts.optimizer == "adam" else torch.optim.AdamW
-        optimizer = cls(model.parameters(), lr=lr, weight_decay=wd)
+    optimizer = recipe.optimizer_for(model, opts.optimizer, lr, wd, opts.momentum, opts.nesterov)
+    scaler = recipe.grad_scaler(device, opts.amp)
 
     start_epoch = 0
     checkpoint = tune.get_checkpoint()
@@ -113,50 +174,90 @@ def train(config: dict[str, Any]) -> None:
             )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start_epoch = int(state["epoch"])
-        for group in optimizer.param_groups:  # a PBT mutation may have changed these
-            group["lr"], group["weight_decay"] = lr, wd
+        for group in optimizer.param_groups:  # a PBT mutation may have changed this
+            group["weight_decay"] = wd
+    step = _compiled(model) if opts.compile else model
 
-    x_tr = torch.from_numpy(data.x_train).to(device)
-    y_tr = torch.from_numpy(data.y_train).to(device)
-    x_va = torch.from_numpy(data.x_val).to(device)
-    y_va = torch.from_numpy(data.y_val).to(device)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    # On the device once: no per-batch copies (pinned first, so the copy to a GPU is quick).
+    def to_device(a: np.ndarray) -> Any:
+        t = torch.from_numpy(a)
+        if device.type == "cuda":
+            t = t.pin_memory()
+        t = t.to(device, non_blocking=True)
+        return t.contiguous(memory_format=layout) if t.ndim == 4 else t
+
+    x_tr, y_tr = to_device(data.x_train), to_device(data.y_train)
+    x_va, y_va = to_device(data.x_val), to_device(data.y_val)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
+    plain_loss = torch.nn.CrossEntropyLoss()
 
     for epoch in range(start_epoch + 1, opts.epochs + 1):
-        # The shuffle depends on (seed, epoch) only, so a resumed trial sees the same batches.
+        factor = recipe.lr_factor(
+            epoch, opts.epochs, opts.schedule, opts.warmup_epochs, opts.step_epochs, opts.step_gamma
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr * factor
+        # The shuffle and augmentation depend on (seed, epoch) only: a resumed trial sees the
+        # same batches.
         order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(len(x_tr)))
+        flips = torch.Generator().manual_seed(seed * 100_003 + epoch)
         model.train()
         total = 0.0
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size].to(device)
-            optimizer.zero_grad()
-            loss = loss_fn(model(x_tr[idx]), y_tr[idx])
-            loss.backward()
-            optimizer.step()
+            inputs = x_tr[idx]
+            if opts.augment and data.image:
+                inputs = recipe.augment(inputs, flips)
+            optimizer.zero_grad(set_to_none=True)
+            with recipe.autocast(device, opts.amp):
+                loss = loss_fn(step(inputs).float(), y_tr[idx])
+            scaler.scale(loss).backward()
+            if opts.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
             total += loss.item() * len(idx)
-        model.eval()
-        with torch.no_grad():
-            logits = model(x_va)
-            val_loss = loss_fn(logits, y_va).item()
-            val_acc = (logits.argmax(1) == y_va).float().mean().item()
+        ctx = recipe.autocast(device, opts.amp)
+        val_loss, val_acc = _evaluate(step, x_va, y_va, plain_loss, batch_size * 4, ctx)
         metrics = {
             "epoch": epoch,
             "val_accuracy": val_acc,
             "val_loss": val_loss,
             "train_loss": total / len(x_tr),
+            "lr": lr * factor,
             "num_params": num_params,
             "node_id": node_id,
         }
         with tempfile.TemporaryDirectory() as d:
             torch.save(
-                {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch},
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                    "epoch": epoch,
+                },
                 os.path.join(d, CHECKPOINT_FILE),
             )
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def _compiled(model: Any) -> Any:
+    """torch.compile where it works (it needs a C compiler on CPU); else the model as is."""
+    import torch
+
+    try:
+        return torch.compile(model)
+    except Exception as e:  # noqa: BLE001
+        print(f"nasorch: compile: false for this trial ({str(e).splitlines()[0][:200]})")
+        return model
 
 
 # What the orchestrator may ask of a trainable, beyond running it (each optional):
 train.Options = TorchOptions  # validates trainable.options once, when the config is built
 train.input_spec = input_spec  # lets the gate cost a candidate's network on the driver
 train.best_model = best_model  # rebuilds the best trial's network from its checkpoint
+train.test_metrics = test_metrics  # evaluates it once on the held-out test split

@@ -91,10 +91,20 @@ def fit_and_record(
             files += front_files
         began = time.perf_counter()
         try:
-            session.finish_search(
-                tracking, cfg, trials, best, space, extra, files, experiment_path,
-                tracker.seen(), trainable,
-            )  # fmt: skip
+            extra.update(
+                session.finish_search(
+                    tracking,
+                    cfg,
+                    trials,
+                    best,
+                    space,
+                    extra,
+                    files,
+                    experiment_path,
+                    tracker.seen(),
+                    trainable,
+                )
+            )  # fmt: skip  (the best model's test scores)
         except Exception as e:  # the store failed at the last moment: resume records it
             tracker.delivery_problem = f"the search's summary was not recorded ({first_line(e)})"
             return search_result(cfg, tracking, experiment_path, trials, best, summary, timings)

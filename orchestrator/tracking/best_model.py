@@ -1,7 +1,9 @@
 """Logs the best trial's network, rebuilt from its last checkpoint, as an MLflow PyTorch model.
 
 The trainable says how to rebuild it (`best_model(folder, arch, space, options) -> (model,
-input example)`, see trainables/torch_loop.py); a trainable without one logs no model.
+input example)`, see trainables/torch_loop.py); a trainable without one logs no model. One that
+also has `test_metrics(folder, arch, space, options)` is evaluated once on its held-out test
+split: the number to report, since the validation score is the one the search optimised.
 """
 
 from __future__ import annotations
@@ -33,8 +35,15 @@ def warm_up() -> None:
 
 
 def log_best_model(
-    tracking: Any, rebuild: Callable, space: Any, best: dict, options: dict[str, Any]
-) -> None:
+    tracking: Any,
+    rebuild: Callable,
+    space: Any,
+    best: dict,
+    options: dict[str, Any],
+    test: Callable | None = None,
+) -> dict[str, float]:
+    """Log the best model on the parent run; with `test` (the trainable's `test_metrics`), also
+    its metrics on the held-out test split, once, as `best_test_<name>`. Returns those."""
     import mlflow
     import mlflow.pytorch
     import torch
@@ -43,6 +52,8 @@ def log_best_model(
     arch = space.validate(json.loads(best["arch_json"]))
     with Checkpoint(best["checkpoint"]).as_directory() as folder:  # local, or fetched from s3://
         model, example = rebuild(folder, arch, space, options)
+        tested = test(folder, arch, space, options) if test is not None else {}
+    scores = {f"best_test_{k}": float(v) for k, v in tested.items()}
     mlflow.set_tracking_uri(tracking.uri)
     with mlflow.start_run(run_id=tracking.parent_run_id):
         mlflow.pytorch.log_model(
@@ -52,3 +63,6 @@ def log_best_model(
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             tags={"nasorch.trial": best["trial"], T.ARCH: best["arch"]},
         )
+        if scores:
+            mlflow.log_metrics(scores)
+    return scores

@@ -194,7 +194,7 @@ def finish_search(
     out_dir: str | None = None,
     seen: dict | None = None,
     trainable: Any = None,
-) -> None:
+) -> dict[str, float]:
     """The parent run's summary: counts, the best trial, the tables, the plots, and the best
     model when the trainable can rebuild it from a checkpoint (`trainable.fn.best_model`)."""
     from mlflow.entities import Metric, RunTag
@@ -232,17 +232,20 @@ def finish_search(
     for path in files or []:
         client.log_artifact(run_id, path)
     rebuild = getattr(getattr(trainable, "fn", None), "best_model", None)
+    tested: dict[str, float] = {}
     if best is not None and best.get("checkpoint") and rebuild is not None:
         from orchestrator.tracking.best_model import log_best_model
 
         with phase("log the best model"):
-            log_best_model(tracking, rebuild, space, best, trainable.options)
+            test = getattr(trainable.fn, "test_metrics", None)
+            tested = log_best_model(tracking, rebuild, space, best, trainable.options, test)
     from orchestrator.reporting.plots import log_search_plots  # never raises: warns instead
 
     with phase("draw and log the plots"):
         log_search_plots(
             client, run_id, tracking.experiment_id, trials, cfg.metric, cfg.mode, out_dir, seen
         )
+    return tested
 
 
 def end(tracking: Tracking, status: str) -> None:
