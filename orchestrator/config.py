@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from orchestrator.errors import UserError
 
@@ -76,6 +77,9 @@ class ExperimentConfig(_Strict):
     constraints: Constraints = Constraints()
     objectives: list[Objective] = Field(default_factory=list)
     dedupe: bool = Field(True, description="reuse the result of an architecture seen before")
+    time_budget: str | float | None = Field(
+        None, description="wall-clock budget (90s, 30m, 2h): the search ends when it is spent"
+    )
     # A cluster sets NASORCH_STORAGE_PATH to storage all its nodes share (cluster.yaml does).
     storage_path: str = Field(
         default_factory=lambda: os.environ.get("NASORCH_STORAGE_PATH") or f"{RESULTS_DIR}/ray"
@@ -84,7 +88,17 @@ class ExperimentConfig(_Strict):
     # The config file's folder: a user's `module:function` is imported from there too.
     _source_dir: str | None = PrivateAttr(default=None)
 
+    @field_validator("time_budget")
+    @classmethod
+    def _a_duration(cls, value: str | float | None) -> str | float | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
     # ---- derived -------------------------------------------------------------------------
+    def time_budget_s(self) -> float | None:
+        return None if self.time_budget is None else parse_duration(self.time_budget)
+
     def resolved_storage_path(self) -> str:
         if "://" in self.storage_path:  # a cloud URI that Ray supports (s3://, gs://, ...)
             return self.storage_path
@@ -104,6 +118,24 @@ class ExperimentConfig(_Strict):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
+
+
+def parse_duration(value: str | float) -> float:
+    """Seconds in "90", 90, "90s", "30m", "2h", "1.5h", "1d"; ValueError otherwise."""
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.fullmatch(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a duration such as 90s, 30m, 2h or 1d")
+        seconds = float(match.group(1)) * UNITS[match.group(2) or "s"]
+    if seconds <= 0:
+        raise ValueError(f"{value!r}: a duration must be positive")
+    return seconds
 
 
 def default_tracking_uri() -> str:

@@ -19,6 +19,7 @@ TRAINABLE = "nasorch.trainable"
 RESUMED = "nasorch.resumed"
 BEST_TRIAL = "nasorch.best_trial"
 BEST_RUN_ID = "nasorch.best_run_id"
+ENDED_BY = "nasorch.ended_by"  # num_samples, time_budget, searcher_exhausted, failures
 
 # On a trial's run
 TRIAL_ID = "nasorch.trial_id"

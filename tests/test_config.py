@@ -49,7 +49,7 @@ def with_(**changes):
         ),
         (
             with_(trainable={"name": "torch", "options": {"dataset": "mnist"}}),
-            "trainable.options.dataset: Input should be 'digits', 'wine' or 'breast_cancer'",
+            "trainable.options.dataset: 'mnist' is not one of digits, wine, breast_cancer",
         ),
         (with_(trainable={"name": "no_such"}), "trainable.name: 'no_such' is not one of"),
         (

@@ -69,7 +69,9 @@ def load(name: str, data_dir: str, download: bool = True) -> Arrays:
     with _locked(root / f".{name}.lock"):  # one download per node; the others wait, then read
         if not _present(root / folder, needed):
             if not download:
-                raise InputError(f"dataset: {name} is not in {root / folder} (download: false)")
+                raise InputError(
+                    f"trainable.options.dataset: {name} is not in {root / folder} (download: false)"
+                )
             _download(name, root, urls, folder)
     return READERS[name](root / folder)
 
@@ -94,8 +96,8 @@ def _download(name: str, root: Path, urls: tuple[str, ...], folder: str) -> None
                     os.replace(local, target / filename)
         except (OSError, tarfile.TarError) as e:
             raise InputError(
-                f"dataset: {name} could not be downloaded from {url} ({e}); without network, "
-                f"put its files ({', '.join(DATASETS[name][1])}) in {target} by hand"
+                f"trainable.options.dataset: {name} could not be downloaded from {url} ({e}); "
+                f"without network, put its files ({', '.join(DATASETS[name][1])}) in {target}"
             ) from None
 
 

@@ -65,7 +65,7 @@ def read(spec: DatasetSpec, which: str | None = None) -> tuple[np.ndarray, np.nd
     uint8 (N, C, H, W); tables float32 (N, F); text a list of strings (tokenised later)."""
     where = os.path.expanduser(which or spec.path or "")
     if spec.format != "torchvision" and not os.path.exists(where):
-        raise InputError(f"dataset.path: {where} does not exist")
+        raise InputError(f"trainable.options.dataset.path: {where} does not exist")
     try:
         if spec.format == "npz":
             return _npz(spec, where)
@@ -77,9 +77,9 @@ def read(spec: DatasetSpec, which: str | None = None) -> tuple[np.ndarray, np.nd
         raise
     except Exception as e:  # a file that is not what its format says: one line, not a trace
         raise InputError(
-            f"dataset.path: {where} is not a readable {spec.format} file ({e})"
+            f"trainable.options.dataset.path: {where} is not a readable {spec.format} file ({e})"
         ) from None
-    raise InputError(f"dataset.format: {spec.format} has no reader here")
+    raise InputError(f"trainable.options.dataset.format: {spec.format} has no reader here")
 
 
 def labels_of(values: Any) -> tuple[np.ndarray, list]:
@@ -94,12 +94,14 @@ def _npz(spec: DatasetSpec, path: str) -> tuple[np.ndarray, np.ndarray, list]:
         missing = [k for k in (spec.x_key, spec.y_key) if k not in archive]
         if missing:
             raise InputError(
-                f"dataset.x_key/y_key: {path} has no {', '.join(missing)} "
+                f"trainable.options.dataset.x_key/y_key: {path} has no {', '.join(missing)} "
                 f"(it holds {', '.join(archive.files)})"
             )
         x, raw = archive[spec.x_key], archive[spec.y_key]
     if len(x) != len(raw):
-        raise InputError(f"dataset: {path} has {len(x)} inputs but {len(raw)} labels")
+        raise InputError(
+            f"trainable.options.dataset: {path} has {len(x)} inputs but {len(raw)} labels"
+        )
     y, names = labels_of(raw)
     if x.dtype != np.uint8:
         x = x.astype(np.float32)
@@ -112,19 +114,21 @@ def _table(spec: DatasetSpec, path: str) -> tuple[Any, np.ndarray, list]:
     frame = pd.read_parquet(path) if path.endswith((".parquet", ".pq")) else pd.read_csv(path)
     if spec.target not in frame.columns:
         raise InputError(
-            f"dataset.target: {path} has no column {spec.target!r} "
+            f"trainable.options.dataset.target: {path} has no column {spec.target!r} "
             f"(columns: {', '.join(map(str, frame.columns[:20]))})"
         )
     y, names = labels_of(frame[spec.target].astype(str) if frame[spec.target].dtype == object
                          else frame[spec.target])  # fmt: skip
     if spec.format == "text":
         if spec.text not in frame.columns:
-            raise InputError(f"dataset.text: {path} has no column {spec.text!r}")
+            raise InputError(f"trainable.options.dataset.text: {path} has no column {spec.text!r}")
         return frame[spec.text].fillna("").astype(str).tolist(), y, names
     columns = spec.features or [c for c in frame.columns if c != spec.target]
     unknown = [c for c in columns if c not in frame.columns]
     if unknown:
-        raise InputError(f"dataset.features: {path} has no column {', '.join(unknown)}")
+        raise InputError(
+            f"trainable.options.dataset.features: {path} has no column {', '.join(unknown)}"
+        )
     features = frame[columns]
     text = [c for c in columns if not pd.api.types.is_numeric_dtype(features[c])]
     if text:  # categorical columns: one-hot, so any table works without preparing it
@@ -144,7 +148,7 @@ def _image_folder(spec: DatasetSpec, root: str) -> tuple[np.ndarray, np.ndarray,
         if f.suffix.lower() in IMAGE_SUFFIXES
     ]
     if not files:
-        raise InputError(f"dataset.path: {root} holds no images in class folders (root/<class>/)")
+        raise InputError(f"trainable.options.dataset.path: {root} has no images in root/<class>/")
     size = spec.image_size
     images = []
     for f, _ in files:

@@ -105,7 +105,8 @@ def _user_data(key: str, layout: str) -> Split:
     if spec.format == "text":
         if layout != "sequence":
             raise InputError(
-                f"dataset: text needs a sequence space (recurrent, transformer), not {layout}"
+                "trainable.options.dataset: text needs a sequence space (recurrent, "
+                f"transformer), not {layout}"
             )
         from trainables.text import Tokenizer
 
@@ -123,7 +124,9 @@ def _relabel(y: np.ndarray, names: list, reference: list) -> np.ndarray:
     index = {name: i for i, name in enumerate(reference)}
     unknown = [n for n in names if n not in index]
     if unknown:
-        raise InputError(f"dataset.test: classes not in the training data: {unknown[:5]}")
+        raise InputError(
+            f"trainable.options.dataset.test: classes not in the training data: {unknown[:5]}"
+        )
     return np.array([index[names[i]] for i in y], dtype=np.int64)
 
 
@@ -158,11 +161,13 @@ def _in_layout(x: np.ndarray, layout: str) -> np.ndarray:
     if x.ndim == 2:  # a table
         if layout != "flat":
             raise InputError(
-                f"dataset: a table of features has no {layout} layout; use a flat space (mlp)"
+                f"trainable.options.dataset: a table has no {layout} layout; use a flat space (mlp)"
             )
         return x
     if x.ndim != 4:
-        raise InputError(f"dataset: inputs of shape {x.shape[1:]} are neither a table nor images")
+        raise InputError(
+            f"trainable.options.dataset: inputs of shape {x.shape[1:]} are no table nor images"
+        )
     if layout == "flat":
         return x.reshape(len(x), -1)
     if layout == "sequence":  # rows as time steps, channels side by side

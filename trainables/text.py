@@ -23,7 +23,9 @@ def pieces(text: str, kind: str) -> list[str]:
 class Tokenizer:
     def __init__(self, kind: str, vocab_size: int, max_length: int):
         if kind not in ("word", "char") and not kind.startswith("hf:"):
-            raise InputError(f"dataset.tokenizer: {kind!r} is not word, char or hf:<name>")
+            raise InputError(
+                f"trainable.options.dataset.tokenizer: {kind!r} is not word, char or hf:<name>"
+            )
         self.kind, self.vocab_size, self.max_length = kind, vocab_size, max_length
         self.vocab: dict[str, int] = {}
         self._hf = None
@@ -32,7 +34,7 @@ class Tokenizer:
                 from transformers import AutoTokenizer
             except ImportError:
                 raise InputError(
-                    f"dataset.tokenizer: {kind} needs `pip install transformers`"
+                    f"trainable.options.dataset.tokenizer: {kind} needs `pip install transformers`"
                 ) from None
             self._hf = AutoTokenizer.from_pretrained(kind[3:])
             self.vocab_size = int(self._hf.vocab_size)

@@ -9,9 +9,11 @@ import os
 import tempfile
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from trainables.data_files import DatasetSpec
+
+SHIPPED = ("digits", "wine", "breast_cancer")
 
 
 class TorchOptions(BaseModel):
@@ -19,7 +21,7 @@ class TorchOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: Literal["digits", "wine", "breast_cancer"] | DatasetSpec = "digits"
+    dataset: Any = Field("digits", description="a shipped name, or a mapping (your data)")
     epochs: int = Field(10, ge=1, le=10_000)
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="shipped datasets")
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
@@ -41,6 +43,27 @@ class TorchOptions(BaseModel):
     compile: bool = Field(False, description="torch.compile, where it works")
     embed_dim: int = Field(64, ge=1, description="text: token embedding size")
     threads: int = Field(1, ge=1, description="torch intra-op threads per trial on CPU")
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: Any) -> str | DatasetSpec:
+        if isinstance(value, str):
+            if value not in SHIPPED:
+                raise ValueError(
+                    f"{value!r} is not one of {', '.join(SHIPPED)}, nor a mapping (format, path)"
+                )
+            return value
+        if isinstance(value, DatasetSpec):
+            return value
+        if not isinstance(value, dict):
+            raise ValueError("a shipped name or a mapping such as {format: csv, path: ...}")
+        try:
+            return DatasetSpec(**value)
+        except ValidationError as e:  # the first problem, named by its key in the mapping
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            raise ValueError(f"{where}: {message}" if where else message) from None
 
 
 CHECKPOINT_FILE = "state.pt"  # model, optimizer, scaler and epoch, in every checkpoint

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from orchestrator import tags as T
 from orchestrator.components import Trainable
 from orchestrator.config import ExperimentConfig
 from orchestrator.core.phases import phase
@@ -26,6 +27,7 @@ from orchestrator.execution.results import (
     trials_frame,
 )
 from orchestrator.reporting.frontier import objective_names, write_front
+from orchestrator.resume import restored
 from orchestrator.resume.experiment import write_done
 from orchestrator.tracking import session
 
@@ -75,6 +77,20 @@ def fit_and_record(
             tracker.delivery_problem = "the search's summary was not recorded either"
             return search_result(cfg, tracking, experiment_path, trials, best, summary, timings)
         extra = {**strategy.summary(), **gate.summary()}
+        budget = restored.take("time_budget")
+        if budget is not None and budget.ended:
+            print(
+                f"nasorch: the time budget ({cfg.time_budget}) ended the search after "
+                f"{len(trials)} trials",
+                file=sys.stderr,
+            )
+        ended_by = (
+            "time_budget" if budget is not None and budget.ended
+            else "searcher_exhausted" if searcher.exhausted
+            else "failures" if searcher.failed_out
+            else "num_samples"
+        )  # fmt: skip
+        tracking.client.set_tag(tracking.parent_run_id, T.ENDED_BY, ended_by)
         if searcher.exhausted:
             print(
                 f"nasorch: the searcher found no new admissible architecture in "

@@ -17,6 +17,7 @@ from orchestrator.components import Components, build, resolve_trainable
 from orchestrator.config import RESULTS_DIR, ExperimentConfig, parse_config
 from orchestrator.core.phases import phase
 from orchestrator.errors import SearchFinished, UserError
+from orchestrator.execution.budget import TimeBudget
 from orchestrator.execution.fit import fit_and_record
 from orchestrator.execution.metric_check import MetricCheck
 from orchestrator.execution.preflight import check_paths
@@ -80,6 +81,7 @@ def _new_tuner(
 ) -> tuple[Any, str, Any, Any, MetricCheck]:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
+    from ray.tune.stopper import CombinedStopper
 
     from orchestrator.execution.progress import Progress
     from orchestrator.searchers.tune_adapter import StrategySearcher
@@ -137,6 +139,9 @@ def _new_tuner(
     callbacks += extra
 
     check = MetricCheck(cfg.metric)
+    restored.clear()  # nothing from an earlier search of this process
+    budget = cfg.time_budget_s()
+    stop = CombinedStopper(check, TimeBudget(budget)) if budget else check
     tuner = tune.Tuner(
         tune.with_resources(parts.trainable.fn, trial_resources(cfg)),
         param_space={},
@@ -160,7 +165,7 @@ def _new_tuner(
                 num_to_keep=getattr(scheduler, "keep_checkpoints", 1)
             ),
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
-            stop=check,
+            stop=stop,
         ),
     )
     return tuner, experiment_path, searcher, tracker, check

@@ -1,0 +1,64 @@
+"""`time_budget`: durations parse, the stopper keeps time across a resume, and a search ends
+on time with the parent run saying which budget ended it."""
+
+from __future__ import annotations
+
+import pickle
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+import orchestrator
+from orchestrator.config import parse_config, parse_duration
+from orchestrator.errors import UserError
+from orchestrator.execution.budget import TimeBudget
+
+
+@pytest.mark.parametrize(
+    "value, seconds", [("90", 90), (90, 90), ("90s", 90), ("30m", 1800), ("1.5h", 5400)]
+)
+def test_durations(value, seconds):
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["soon", "10 minutes", "-5m", 0])
+def test_a_bad_budget_is_one_line_naming_the_field(value):
+    with pytest.raises(UserError) as e:
+        parse_config({"name": "x", "search_space": {"name": "mlp"}, "time_budget": value})
+    assert str(e.value).startswith("time_budget:") and "\n" not in str(e.value)
+
+
+def test_time_spent_before_a_crash_counts():
+    budget = TimeBudget(0.3)
+    assert not budget.stop_all()
+    time.sleep(0.2)
+    again = pickle.loads(pickle.dumps(budget))  # what Ray's snapshot keeps
+    assert again.spent >= 0.2 and not again.stop_all()
+    time.sleep(0.15)
+    assert again.stop_all() and again.ended and again("any-trial", {})
+
+
+def test_a_search_ends_on_time(ray_local, tmp_path):
+    cfg = {
+        "name": "budget",
+        "metric": "score",
+        "num_samples": 30,
+        "max_concurrent_trials": 2,
+        "time_budget": "6s",
+        "search_space": {
+            "name": "custom",
+            "options": {"params": {"x": {"type": "float", "low": 0, "high": 1}}},
+        },
+        # 4 epochs of 1 s; `epochs` tells nasorch a trial's budget (a cut trial: stopped_early)
+        "trainable": {"name": "tests.helpers:paced", "options": {"epochs": 4}},
+        "storage_path": str(tmp_path / "ray"),
+        "tracking": {"uri": f"sqlite:///{tmp_path}/mlflow.db"},
+    }
+    result = orchestrator.run(cfg, progress=False)
+    assert result.timings["fit"] < 6 + 10  # the budget, and Ray stopping the running trials
+    assert 1 <= len(result.trials) < 30
+    assert "stopped_early" in set(result.trials["status"])
+    parent = MlflowClient(result.tracking_uri).get_run(result.parent_run_id)
+    assert parent.data.tags["nasorch.ended_by"] == "time_budget"
+    assert parent.info.status == "FINISHED"
