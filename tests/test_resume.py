@@ -170,7 +170,19 @@ def test_sigkill_then_resume_on_s3_storage(tmp_path, started, s3_server):
     )
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     trials = trials_by_number(client, "s3")
-    assert sorted(trials) == list(range(1, 5))
+    # Ray uploads its snapshot file by file: a kill mid-upload can leave S3 with a searcher
+    # newer than the trial list, and the trial it suggested last is then suggested again under
+    # the next number. Its first run is closed as superseded (KILLED, never RUNNING); exactly
+    # num_samples trials count, each in one finished run.
+    superseded = {
+        number: [r for r in runs if r.data.tags.get("nasorch.status") == "superseded"]
+        for number, runs in trials.items()
+    }
+    for number, runs in superseded.items():
+        assert all(r.info.status == "KILLED" for r in runs), number
+        trials[number] = [r for r in trials[number] if r not in runs]
+    trials = {number: runs for number, runs in trials.items() if runs}
+    assert len(trials) == 4 and sum(map(len, superseded.values())) <= 1, sorted(trials)
     for number, runs in trials.items():
         assert len(runs) == 1, f"trial {number} has {len(runs)} child runs"
         tags = {k: v for k, v in runs[0].data.tags.items() if k.startswith("nasorch.")}
