@@ -3,9 +3,12 @@
 Public API:
     run(config) -> SearchResult      # config: ExperimentConfig, dict or YAML path
     resume(experiment) -> SearchResult  # continue a search that stopped (`nasorch resume`)
+    search(data, budget="30m")       # hand over data, get the best model (auto_config: its config)
     load_config(source, overrides)   # validated ExperimentConfig (every component builds)
     parse_config(source, overrides)  # the schema only
     STRATEGIES, SCHEDULERS           # registries: name -> class / factory
+    trial.restore / trial.report     # your own training loop, checkpointed as nasorch's
+                                     # (`from orchestrator import trial`)
 
 Names are imported on first use, so that `import orchestrator` stays light.
 """
@@ -17,6 +20,8 @@ _EXPORTS = {
     "run": "orchestrator.execution.runner",
     "SearchResult": "orchestrator.execution.results",
     "resume": "orchestrator.execution.runner",
+    "search": "orchestrator.auto",
+    "auto_config": "orchestrator.auto",
     "ExperimentConfig": "orchestrator.config",
     "load_config": "orchestrator.components",
     "parse_config": "orchestrator.config",

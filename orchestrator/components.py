@@ -41,6 +41,7 @@ class Trainable:
     options: dict[str, Any]  # validated
     max_epochs: int  # a full trial's budget (DEFAULT_MAX_EPOCHS when the options do not say)
     epochs_known: bool  # the options set `epochs`: a trial with fewer was stopped early
+    builder: Callable | None = None  # the user's network builder (trainable.options.model)
 
 
 @dataclass
@@ -141,6 +142,7 @@ def build_gate(cfg: ExperimentConfig, space: SearchSpace, trainable: Trainable) 
         dedupe=cfg.dedupe,
         input_shape=input_shape,
         num_classes=num_classes,
+        build=trainable.builder,
     )
     # Every limit must be something this space can be costed on (known without measuring).
     for limit in gate.limits:
@@ -186,10 +188,15 @@ def resolve_trainable(cfg: ExperimentConfig) -> Trainable:
                 msg if msg.startswith("trainable") else f"trainable.options: {msg}"
             ) from None
     max_epochs = int(options.get("epochs", DEFAULT_MAX_EPOCHS))
-    return Trainable(fn, options, max_epochs, epochs_known="epochs" in options)
+    builder = None
+    if options.get("model"):  # `module:function` building the network of an architecture
+        builder = import_function(options["model"], cfg.module_dirs(), "trainable.options.model")
+    return Trainable(fn, options, max_epochs, "epochs" in options, builder)
 
 
-def import_function(path: str, search_dirs: list[str] = ()) -> Callable:
+def import_function(
+    path: str, search_dirs: list[str] = (), field: str = "trainable.name"
+) -> Callable:
     """`module:function`, from the Python path or, failing that, from `search_dirs` (the
     config's folder and the working folder: no PYTHONPATH needed for a file next to them)."""
     module_name, _, attr = path.partition(":")
@@ -197,19 +204,19 @@ def import_function(path: str, search_dirs: list[str] = ()) -> Callable:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         if e.name != module_name.split(".")[0] or not search_dirs:
-            raise UserError(f"trainable.name: cannot import module {module_name!r} ({e})") from None
+            raise UserError(f"{field}: cannot import module {module_name!r} ({e})") from None
         sys.path.extend(d for d in search_dirs if d not in sys.path)
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as again:
             where = " and ".join(search_dirs)
             raise UserError(
-                f"trainable.name: cannot import module {module_name!r} ({again}); looked on the "
+                f"{field}: cannot import module {module_name!r} ({again}); looked on the "
                 f"Python path and in {where}"
             ) from None
     except ImportError as e:
-        raise UserError(f"trainable.name: cannot import module {module_name!r} ({e})") from None
+        raise UserError(f"{field}: cannot import module {module_name!r} ({e})") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
-        raise UserError(f"trainable.name: module {module_name!r} has no function {attr!r}")
+        raise UserError(f"{field}: module {module_name!r} has no function {attr!r}")
     return fn

@@ -56,6 +56,11 @@ class Objective(_Strict):
 class Tracking(_Strict):
     uri: str | None = Field(None, description="MLflow tracking URI; default MLFLOW_TRACKING_URI")
     experiment: str | None = Field(None, description="MLflow experiment; default: the name")
+    register_model: str | None = Field(
+        None,
+        pattern=NAME_PATTERN,
+        description="register the best model in MLflow's model registry under this name",
+    )
 
 
 class ExperimentConfig(_Strict):

@@ -75,7 +75,10 @@ def with_(**changes):
             with_(scheduler={"name": "asha", "options": {"reduction_factor": 1}}),
             "reduction_factor must be > 1",
         ),
-        (with_(tracking={"url": "x"}), "tracking.url: unknown key (allowed: uri, experiment)"),
+        (
+            with_(tracking={"url": "x"}),
+            "tracking.url: unknown key (allowed: uri, experiment, register_model)",
+        ),
         (with_(max_failures=-2), "max_failures: Input should be greater than or equal to 0"),
     ],
 )

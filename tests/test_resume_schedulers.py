@@ -4,6 +4,8 @@ side under `pytest -n 2`)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -43,6 +45,7 @@ def test_sigkill_then_resume_with_asha(tmp_path, started):
     assert "stopped_early" in statuses and "completed" in statuses
 
 
+@pytest.mark.slow  # ~100 s; PBT's exploits and checkpoints are also in test_schedulers.py
 def test_sigkill_then_resume_with_pbt(tmp_path, started):
     """After exploits the trials' configs carry their donors' architectures; the resumed search
     still ends every trial once, in its own run (none closed as superseded)."""
@@ -64,3 +67,47 @@ def test_sigkill_then_resume_with_pbt(tmp_path, started):
         assert len(runs) == 1, f"trial {number} has {len(runs)} child runs"
         assert runs[0].info.status == "FINISHED"
         assert runs[0].data.tags["nasorch.status"] == "completed"
+
+
+def test_sigkill_then_resume_a_custom_loop(tmp_path, started):
+    """examples/custom_loop.py keeps its checkpoints through `orchestrator.trial`: killed
+    mid-search and resumed, unfinished trials continue from their checkpoints (not from epoch
+    1), and every epoch is in MLflow once."""
+    import shutil
+
+    from tests.conftest import ROOT
+
+    shutil.copy(ROOT / "examples" / "custom_loop.py", tmp_path / "custom_loop.py")
+    cfg = yaml.safe_load((ROOT / "examples" / "custom_loop.yaml").read_text())
+    epochs = 40  # of ~0.1 s: the kill comes while trials are part way
+    cfg.update(name="loop", num_samples=3, scheduler={"name": "fifo"})
+    cfg["trainable"]["options"]["epochs"] = epochs
+    cfg["storage_path"] = str(tmp_path / "ray")
+    cfg["tracking"] = {"uri": f"sqlite:///{tmp_path}/mlflow.db"}
+    (tmp_path / "loop.yaml").write_text(yaml.safe_dump(cfg))
+    at_kill: dict[str, int] = {}  # trial id -> last epoch in MLflow when the driver was killed
+
+    def ready(steps: dict[str, int]) -> bool:  # two trials past their second epoch
+        at_kill.clear()
+        at_kill.update(steps)
+        return sum(s >= 2 for s in steps.values()) >= 2
+
+    crash_and_resume(tmp_path, started, "loop", ready)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    trials = trials_by_number(client, "loop")
+    assert sorted(trials) == [1, 2, 3]
+    for number, runs in trials.items():
+        assert len(runs) == 1 and runs[0].info.status == "FINISHED", number
+        history = client.get_metric_history(runs[0].info.run_id, "val_accuracy")
+        assert sorted(m.step for m in history) == list(range(1, epochs + 1)), number
+    # Ray's own record of what each trial reported: a trial that had checkpoints when the driver
+    # died goes on from them; one restarted from scratch would report epoch 1 twice.
+    continued = 0
+    for results in (tmp_path / "ray").glob("loop-*/t*/result.json"):
+        trial_id = results.parent.name.rsplit("_", 1)[-1]
+        if 2 <= at_kill.get(trial_id, 0) < epochs:
+            lines = results.read_text().splitlines()
+            reported = [json.loads(line)["epoch"] for line in lines if line.strip()]
+            assert reported.count(1) == 1 and max(reported) == epochs, (trial_id, reported)
+            continued += 1
+    assert continued >= 1, at_kill

@@ -59,6 +59,15 @@ DATASETS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     ),
 }  # fmt: skip
 
+# name -> (image shape, classes): known without the files (the driver costs networks on it)
+SHAPES = {
+    "CIFAR10": ((3, 32, 32), 10),
+    "CIFAR100": ((3, 32, 32), 100),
+    "MNIST": ((1, 28, 28), 10),
+    "FashionMNIST": ((1, 28, 28), 10),
+    "SVHN": ((3, 32, 32), 10),
+}
+
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list]
 
 

@@ -55,6 +55,20 @@ def load(dataset: Any = "digits", layout: str = "flat", val_fraction: float = 0.
     return _user_data(spec.model_dump_json(), layout)
 
 
+def known_spec(dataset: Any, layout: str) -> tuple[tuple[int, ...], int] | None:
+    """(input shape, classes) when they are known without reading the data (torchvision's
+    datasets: the driver need not download CIFAR-10 to cost networks); else None."""
+    from trainables.data_download import SHAPES
+    from trainables.data_files import DatasetSpec
+
+    spec = DatasetSpec(**dataset) if isinstance(dataset, dict) else dataset
+    if not isinstance(spec, DatasetSpec) or spec.format != "torchvision":
+        return None
+    (c, h, w), classes = SHAPES[spec.name]
+    shape = {"image": (c, h, w), "flat": (c * h * w,), "sequence": (h, c * w)}[layout]
+    return shape, classes
+
+
 @lru_cache(maxsize=8)
 def _shipped(name: str, layout: str, val_fraction: float) -> Split:
     if name not in LOADERS:

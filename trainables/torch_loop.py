@@ -42,6 +42,14 @@ class TorchOptions(BaseModel):
     channels_last: bool = False
     compile: bool = Field(False, description="torch.compile, where it works")
     embed_dim: int = Field(64, ge=1, description="text: token embedding size")
+    model: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="module:function building the network: build(arch, input_shape, classes)",
+    )
+    input_layout: Literal["flat", "image", "sequence"] | None = Field(
+        None, description="what the network takes; default: the search space's layout"
+    )
     threads: int = Field(1, ge=1, description="torch intra-op threads per trial on CPU")
 
     @field_validator("dataset")
@@ -72,7 +80,8 @@ CHECKPOINT_FILE = "state.pt"  # model, optimizer, scaler and epoch, in every che
 def _data(opts: TorchOptions, space: Any) -> Any:
     from trainables import datasets
 
-    return datasets.load(opts.dataset, getattr(space, "input_layout", "flat"), opts.val_fraction)
+    layout = opts.input_layout or getattr(space, "input_layout", "flat")
+    return datasets.load(opts.dataset, layout, opts.val_fraction)
 
 
 def _space_input(data: Any, opts: TorchOptions) -> tuple[int, ...]:
@@ -80,10 +89,19 @@ def _space_input(data: Any, opts: TorchOptions) -> tuple[int, ...]:
     return (*data.input_shape, opts.embed_dim) if data.vocab_size else data.input_shape
 
 
-def _network(space: Any, arch: dict, data: Any, opts: TorchOptions) -> Any:
+def _network(space: Any, arch: dict, data: Any, opts: TorchOptions, build: Any = None) -> Any:
+    """The trial's network: the user's builder (`model`: handed over by Ray on a worker,
+    imported by name on the driver, which imported it when the config was built) or the
+    space's own."""
+    import importlib
+
     import torch
 
-    model = space.build_model(arch, _space_input(data, opts), data.num_classes)
+    if build is None and opts.model:
+        module, _, name = opts.model.partition(":")
+        build = getattr(importlib.import_module(module), name)
+    build = build or space.build_model
+    model = build(arch, _space_input(data, opts), data.num_classes)
     if data.vocab_size:
         embed = torch.nn.Embedding(data.vocab_size, opts.embed_dim, padding_idx=0)
         model = torch.nn.Sequential(embed, model)
@@ -94,7 +112,13 @@ def input_spec(options: dict[str, Any], space: Any) -> tuple[tuple[int, ...], in
     """(input shape, number of classes) of the networks this trainable builds: the driver
     costs candidates on it (the gate) before they take a trial slot (text: after the
     embedding, which every candidate shares)."""
+    from trainables import datasets
+
     opts = TorchOptions(**options)
+    layout = opts.input_layout or getattr(space, "input_layout", "flat")
+    known = datasets.known_spec(opts.dataset, layout)
+    if known is not None:
+        return known
     data = _data(opts, space)
     return _space_input(data, opts), data.num_classes
 
@@ -151,7 +175,9 @@ def _hyper(config: dict[str, Any], opts: TorchOptions, name: str) -> Any:
     return config["arch"].get(name, getattr(opts, name))
 
 
-def train(config: dict[str, Any]) -> None:
+def train(config: dict[str, Any], model: Any = None) -> None:
+    """One trial. `model`: the user's network builder (trainable.options.model), given by the
+    runner through `tune.with_parameters`."""
     import numpy as np
     import ray
     import torch
@@ -172,7 +198,8 @@ def train(config: dict[str, Any]) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     node_id = ray.get_runtime_context().get_node_id()
     data = _data(opts, space)
-    model = _network(space, arch, data, opts).to(device)
+    build = model
+    model = _network(space, arch, data, opts, build).to(device)
     num_params = sum(p.numel() for p in model.parameters())
     if "dropout" in config:  # PBT mutates it at the top of the config; the arch's is built in
         for module in model.modules():

@@ -33,8 +33,11 @@ class Gate:
         dedupe: bool = True,
         input_shape: tuple[int, ...] | None = None,
         num_classes: int | None = None,
+        build: Any = None,
     ):
         self.space = space
+        # A user's network builder (trainable.options.model) is costed, not the space's own.
+        self.build = build or getattr(space, "build_model", None)
         self.limits = {k: v for k, v in (limits or {}).items() if v is not None}
         self.dedupe = dedupe
         self.input_shape = input_shape  # set when the trainable builds torch models
@@ -68,7 +71,7 @@ class Gate:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as a trial runs it (trainable option threads=1)
         try:
-            model = self.space.build_model(arch, self.input_shape, self.num_classes)
+            model = self.build(arch, self.input_shape, self.num_classes)
             return {k: float(v) for k, v in measure(model, self.input_shape).as_metrics().items()}
         finally:
             torch.set_num_threads(threads)

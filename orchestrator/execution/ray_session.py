@@ -144,6 +144,19 @@ def trial_resources(cfg: ExperimentConfig) -> dict[str, float]:
     return {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
 
 
+def tune_trainable(cfg: ExperimentConfig, trainable: Any) -> Any:
+    """The trainable as Ray Tune runs it: its resources, and the user's network builder
+    (trainable.options.model) handed to every trial by value (`model=`), so the nodes need not
+    have the user's module."""
+    from ray import tune
+
+    fn = trainable.fn
+    if trainable.builder is not None:
+        ship_user_module(trainable.options["model"])
+        fn = tune.with_parameters(fn, model=trainable.builder)
+    return tune.with_resources(fn, trial_resources(cfg))
+
+
 def connect(cfg: ExperimentConfig, address: str | None) -> None:
     # Ray warns when per-epoch checkpoints trigger many state snapshots; they are cheap here.
     # Their period is left to Ray (after trial checkpoints, else adaptive): a fixed 2 s period

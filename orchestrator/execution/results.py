@@ -35,6 +35,15 @@ class SearchResult:
     summary: dict[str, float]  # search-level metrics: rejections, reuses, hypervolume, ...
     timings: dict[str, float] = field(default_factory=dict)  # seconds: fit, record
 
+    def best_model(self) -> Any:
+        """The best trial's network, as the search logged it on its MLflow parent run (a
+        trainable that rebuilds networks, such as `torch`); ready for inference (eval mode)."""
+        import mlflow
+        import mlflow.pytorch
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        return mlflow.pytorch.load_model(f"runs:/{self.parent_run_id}/best_model").eval()
+
 
 def search_result(
     cfg, tracking, experiment_path, trials, best, summary, timings=None

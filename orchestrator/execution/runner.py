@@ -21,7 +21,7 @@ from orchestrator.execution.budget import TimeBudget
 from orchestrator.execution.fit import fit_and_record
 from orchestrator.execution.metric_check import MetricCheck
 from orchestrator.execution.preflight import check_paths
-from orchestrator.execution.ray_session import connect, ship_user_module, trial_resources
+from orchestrator.execution.ray_session import connect, ship_user_module, tune_trainable
 from orchestrator.execution.results import SearchResult, flat_params, trial_dirname
 from orchestrator.resume import inflight, restored
 from orchestrator.resume.experiment import (
@@ -143,7 +143,7 @@ def _new_tuner(
     budget = cfg.time_budget_s()
     stop = CombinedStopper(check, TimeBudget(budget)) if budget else check
     tuner = tune.Tuner(
-        tune.with_resources(parts.trainable.fn, trial_resources(cfg)),
+        tune_trainable(cfg, parts.trainable),
         param_space={},
         tune_config=tune.TuneConfig(
             metric=cfg.metric,
@@ -209,7 +209,7 @@ def resume_search(
         restored.clear()  # what Ray unpickles below registers itself there
         tuner = tune.Tuner.restore(
             ray_path,
-            trainable=tune.with_resources(trainable.fn, trial_resources(cfg)),
+            trainable=tune_trainable(cfg, trainable),
             resume_unfinished=True,
             resume_errored=False,
             restart_errored=False,

@@ -41,9 +41,12 @@ def log_best_model(
     best: dict,
     options: dict[str, Any],
     test: Callable | None = None,
+    register_as: str | None = None,
 ) -> dict[str, float]:
     """Log the best model on the parent run; with `test` (the trainable's `test_metrics`), also
-    its metrics on the held-out test split, once, as `best_test_<name>`. Returns those."""
+    its metrics on the held-out test split, once, as `best_test_<name>`. With `register_as`, a
+    new version of that registered model (input example and signature included, so `mlflow
+    models serve -m models:/<name>/<version>` serves it). Returns the test scores."""
     import mlflow
     import mlflow.pytorch
     import torch
@@ -62,6 +65,7 @@ def log_best_model(
             input_example=example,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             tags={"nasorch.trial": best["trial"], T.ARCH: best["arch"]},
+            registered_model_name=register_as,
         )
         if scores:
             mlflow.log_metrics(scores)

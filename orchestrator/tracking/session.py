@@ -238,7 +238,10 @@ def finish_search(
 
         with phase("log the best model"):
             test = getattr(trainable.fn, "test_metrics", None)
-            tested = log_best_model(tracking, rebuild, space, best, trainable.options, test)
+            tested = log_best_model(
+                tracking, rebuild, space, best, trainable.options, test,
+                register_as=cfg.tracking.register_model,
+            )  # fmt: skip
     from orchestrator.reporting.plots import log_search_plots  # never raises: warns instead
 
     with phase("draw and log the plots"):
