@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.errors import UserError
 
@@ -85,6 +93,9 @@ class ExperimentConfig(_Strict):
     time_budget: str | float | None = Field(
         None, description="wall-clock budget (90s, 30m, 2h): the search ends when it is spent"
     )
+    accelerator_hours: float | None = Field(
+        None, gt=0, description="GPU-hours the trials may hold (time x resources.gpu)"
+    )
     # A cluster sets NASORCH_STORAGE_PATH to storage all its nodes share (cluster.yaml does).
     storage_path: str = Field(
         default_factory=lambda: os.environ.get("NASORCH_STORAGE_PATH") or f"{RESULTS_DIR}/ray"
@@ -99,6 +110,15 @@ class ExperimentConfig(_Strict):
         if value is not None:
             parse_duration(value)
         return value
+
+    @model_validator(mode="after")
+    def _gpus_to_count(self) -> ExperimentConfig:
+        if self.accelerator_hours is not None and self.resources.gpu == 0:
+            raise ValueError(
+                "accelerator_hours: the trials use no GPU (resources.gpu: 0); "
+                "use time_budget for a wall-clock budget"
+            )
+        return self
 
     # ---- derived -------------------------------------------------------------------------
     def time_budget_s(self) -> float | None:

@@ -62,3 +62,22 @@ def test_a_search_ends_on_time(ray_local, tmp_path):
     parent = MlflowClient(result.tracking_uri).get_run(result.parent_run_id)
     assert parent.data.tags["nasorch.ended_by"] == "time_budget"
     assert parent.info.status == "FINISHED"
+
+
+def test_accelerator_hours_count_each_trials_share_of_a_gpu():
+    from orchestrator.execution.budget import AcceleratorBudget
+
+    budget = AcceleratorBudget(1.0, gpu_per_trial=0.5)  # two trials share a GPU
+    assert not budget("a", {"time_total_s": 3600.0})  # 0.5 GPU-hours
+    assert not budget("b", {"time_total_s": 3000.0})  # 0.5 + 0.4167
+    assert not budget("a", {"time_total_s": 3700.0})  # a's later report replaces its first
+    assert budget("b", {"time_total_s": 3600.0}) and budget.ended  # 0.5139 + 0.5
+    again = pickle.loads(pickle.dumps(budget))
+    assert again.ended and again.spent_hours() == budget.spent_hours()
+
+
+def test_accelerator_hours_need_gpus():
+    config = {"name": "x", "search_space": {"name": "mlp"}, "accelerator_hours": 2}
+    with pytest.raises(UserError, match="accelerator_hours: the trials use no GPU"):
+        parse_config(config)
+    parse_config({**config, "resources": {"gpu": 0.5}})

@@ -1,8 +1,7 @@
-"""`time_budget`: a search ends when its wall-clock budget is spent, whatever is left of
-`num_samples`. A Ray Tune stopper: once the budget is spent it stops every running trial (they
-end as stopped_early, with the epochs they reached) and no new trial starts. Time spent before
-a crash counts: a resumed search has what is left.
-"""
+"""`time_budget` and `accelerator_hours`: a search ends when its wall-clock or GPU-hour
+budget is spent, whatever is left of `num_samples`. Ray Tune stoppers: once a budget is spent
+every running trial is stopped (it ends as stopped_early, with the epochs it reached) and no new
+trial starts. Time spent before a crash counts: a resumed search has what is left."""
 
 from __future__ import annotations
 
@@ -43,3 +42,33 @@ class TimeBudget(Stopper):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         restored.register("time_budget", self)
+
+
+class AcceleratorBudget(Stopper):
+    """`accelerator_hours`: the GPU time the trials hold, each trial's running time times its
+    share of a GPU (`resources.gpu`), summed over trials; the search ends once it is spent.
+    Counted from the trials' own clocks (Ray's `time_total_s`), so it survives a resume with
+    the trials' results."""
+
+    def __init__(self, hours: float, gpu_per_trial: float):
+        self.hours = hours
+        self.gpu = gpu_per_trial
+        self.seconds: dict[str, float] = {}  # trial id -> its running time so far
+        self.ended = False
+        restored.register("accelerator_budget", self)
+
+    def spent_hours(self) -> float:
+        return sum(self.seconds.values()) * self.gpu / 3600
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        self.seconds[trial_id] = float(result.get("time_total_s", 0.0))
+        return self.stop_all()
+
+    def stop_all(self) -> bool:
+        if not self.ended and self.spent_hours() >= self.hours:
+            self.ended = True
+        return self.ended
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        restored.register("accelerator_budget", self)

@@ -77,15 +77,22 @@ def fit_and_record(
             tracker.delivery_problem = "the search's summary was not recorded either"
             return search_result(cfg, tracking, experiment_path, trials, best, summary, timings)
         extra = {**strategy.summary(), **gate.summary()}
-        budget = restored.take("time_budget")
-        if budget is not None and budget.ended:
+        budgets = {
+            "time_budget": (restored.take("time_budget"), f"time budget ({cfg.time_budget})"),
+            "accelerator_hours": (
+                restored.take("accelerator_budget"),
+                f"accelerator budget ({cfg.accelerator_hours:g} GPU-hours)"
+                if cfg.accelerator_hours else "",
+            ),
+        }  # fmt: skip
+        spent = [k for k, (stopper, _) in budgets.items() if stopper is not None and stopper.ended]
+        for key in spent:
             print(
-                f"nasorch: the time budget ({cfg.time_budget}) ended the search after "
-                f"{len(trials)} trials",
+                f"nasorch: the {budgets[key][1]} ended the search after {len(trials)} trials",
                 file=sys.stderr,
             )
         ended_by = (
-            "time_budget" if budget is not None and budget.ended
+            spent[0] if spent
             else "searcher_exhausted" if searcher.exhausted
             else "failures" if searcher.failed_out
             else "num_samples"

@@ -17,7 +17,7 @@ from orchestrator.components import Components, build, resolve_trainable
 from orchestrator.config import RESULTS_DIR, ExperimentConfig, parse_config
 from orchestrator.core.phases import phase
 from orchestrator.errors import SearchFinished, UserError
-from orchestrator.execution.budget import TimeBudget
+from orchestrator.execution.budget import AcceleratorBudget, TimeBudget
 from orchestrator.execution.fit import fit_and_record
 from orchestrator.execution.metric_check import MetricCheck
 from orchestrator.execution.preflight import check_paths
@@ -140,8 +140,12 @@ def _new_tuner(
 
     check = MetricCheck(cfg.metric)
     restored.clear()  # nothing from an earlier search of this process
-    budget = cfg.time_budget_s()
-    stop = CombinedStopper(check, TimeBudget(budget)) if budget else check
+    stoppers: list[Any] = [check]
+    if cfg.time_budget is not None:
+        stoppers.append(TimeBudget(cfg.time_budget_s()))
+    if cfg.accelerator_hours is not None:
+        stoppers.append(AcceleratorBudget(cfg.accelerator_hours, cfg.resources.gpu))
+    stop = CombinedStopper(*stoppers) if len(stoppers) > 1 else check
     tuner = tune.Tuner(
         tune_trainable(cfg, parts.trainable),
         param_space={},
