@@ -110,3 +110,40 @@ def search(
     overrides = options.pop("overrides", None)
     cfg = auto_config(data, task=task, budget=budget, **options)
     return run(cfg, overrides=overrides, progress=progress)
+
+
+def add_arguments(parser: Any) -> None:
+    """`nasorch search DATA --budget 30m`: the three lines as a command."""
+    parser.add_argument("data", help="folder of class folders, .csv/.parquet/.npz, or CIFAR10")
+    parser.add_argument("--budget", default="30m", help="wall-clock budget: 90s, 30m, 2h")
+    parser.add_argument("--task", default="classify", help="what to learn (classify)")
+    parser.add_argument("--target", default="label", help="label column of a table")
+    parser.add_argument("--epochs", type=int, default=None, help="a trial's full budget")
+    parser.add_argument("--gpu", type=float, default=0.0, help="GPU share per trial (0.5)")
+    parser.add_argument("--name", default="auto", help="search name (MLflow experiment)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="change the config"
+    )
+    parser.add_argument(
+        "--save-config", default=None, metavar="FILE",
+        help="also write the config it picked, to edit and run with `nasorch run`",
+    )  # fmt: skip
+    parser.add_argument("--address", default=None, help="Ray cluster address")
+    parser.add_argument("--quiet", action="store_true", help="no live progress")
+
+
+def execute(args: Any) -> int:
+    import yaml
+
+    from orchestrator.execution.results import print_summary
+    from orchestrator.execution.runner import run
+
+    cfg = auto_config(
+        args.data, task=args.task, budget=args.budget, name=args.name, target=args.target,
+        epochs=args.epochs, gpu=args.gpu,
+    )  # fmt: skip
+    if args.save_config:
+        Path(args.save_config).write_text(yaml.safe_dump(cfg, sort_keys=False))
+    result = run(cfg, overrides=args.set, address=args.address, progress=not args.quiet)
+    print_summary(result)
+    return 0

@@ -13,6 +13,7 @@ from trainables.errors import InputError
 # Sub-commands that live in their own modules: each has add_arguments(parser) and execute(args).
 EXTERNAL = {
     "check": ("orchestrator.check", "validate a config and show what it would search, in seconds"),
+    "search": ("orchestrator.auto", "hand over data, get the best model within a time budget"),
     "bench": ("orchestrator.bench", "benchmark searchers on a tabular NAS benchmark"),
     "compare": (
         "orchestrator.reporting.compare",

@@ -55,3 +55,16 @@ def test_three_lines_give_a_best_model(ray_local, tmp_path, monkeypatch):
     assert len(result.trials) >= 1 and result.best is not None
     model = result.best_model()
     assert model(torch.zeros(2, 3, 8, 8)).shape == (2, 3)
+
+
+def test_the_command_refuses_bad_data_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    cmd = [sys.executable, "-m", "orchestrator.cli", "search", str(tmp_path / "none.csv")]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().startswith("nasorch: error: data:")
+    assert len(done.stderr.strip().splitlines()) == 1
