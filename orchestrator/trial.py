@@ -31,8 +31,12 @@ def restore(model: Any, optimizer: Any = None, *, scheduler: Any = None, scaler:
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return 0
-    with checkpoint.as_directory() as folder:
-        state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu")
+    try:
+        with checkpoint.as_directory() as folder:
+            state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu")
+    except FileNotFoundError as e:  # removed after the snapshot that names it: start afresh
+        print(f"nasorch: checkpoint {checkpoint.path} is gone ({e}); the trial starts afresh")
+        return 0
     model.load_state_dict(state["model"])
     for name, obj in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
         if obj is not None and state.get(name) is not None:

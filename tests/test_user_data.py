@@ -61,7 +61,7 @@ def test_a_search_on_each_format(ray_local, tmp_path, fmt):
     if fmt == "csv":
         client = MlflowClient(result.tracking_uri)
         (version,) = client.search_model_versions("name='churn-classifier'")
-        assert version.run_id == result.parent_run_id and version.version == "1"
+        assert version.run_id == result.parent_run_id and int(version.version) == 1
 
 
 def test_your_model_in_our_loop(ray_local, tmp_path):
@@ -119,3 +119,25 @@ def test_the_nb201_cifar10_example_runs_on_a_tiny_cifar(ray_local, tmp_path):
     )
     assert list(result.trials["status"]) == ["completed"]
     assert "best_test_val_accuracy" in result.summary
+
+
+def test_a_custom_loop_through_the_trial_api(ray_local, tmp_path):
+    """examples/custom_loop.yaml: a user's loop reporting through `orchestrator.trial`, its
+    checkpoints in nasorch's format (the SIGKILL and resume of it: tests/test_resume_schedulers)."""
+    import shutil
+
+    import torch
+
+    from tests.conftest import ROOT
+
+    for name in ("custom_loop.yaml", "custom_loop.py"):
+        shutil.copy(ROOT / "examples" / name, tmp_path / name)
+    overrides = [
+        "num_samples=2", "scheduler.name=fifo", "scheduler.options={}",
+        "trainable.options.epochs=2", f"storage_path={tmp_path / 'ray'}",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+    ]  # fmt: skip
+    result = orchestrator.run(tmp_path / "custom_loop.yaml", overrides=overrides, progress=False)
+    assert list(result.trials["status"]) == ["completed", "completed"]
+    state = torch.load(f"{result.best['checkpoint']}/state.pt")  # what trial.restore reads
+    assert state["epoch"] == 2 and {"model", "optimizer", "scheduler"} <= set(state)

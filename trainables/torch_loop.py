@@ -216,12 +216,15 @@ def train(config: dict[str, Any], model: Any = None) -> None:
     scaler = recipe.grad_scaler(device, opts.amp)
 
     start_epoch = 0
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            state = torch.load(
-                os.path.join(d, CHECKPOINT_FILE), map_location=device, weights_only=True
-            )
+    checkpoint, state = tune.get_checkpoint(), None
+    try:
+        if checkpoint is not None:
+            with checkpoint.as_directory() as d:
+                path = os.path.join(d, CHECKPOINT_FILE)
+                state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError as e:  # removed after the snapshot that names it: start afresh
+        print(f"nasorch: checkpoint {checkpoint.path} is gone ({e}); the trial starts afresh")
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):

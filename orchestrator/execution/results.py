@@ -37,12 +37,12 @@ class SearchResult:
 
     def best_model(self) -> Any:
         """The best trial's network, as the search logged it on its MLflow parent run (a
-        trainable that rebuilds networks, such as `torch`); ready for inference (eval mode)."""
+        trainable that rebuilds networks, such as `torch`), saved in eval mode for inference."""
         import mlflow
         import mlflow.pytorch
 
         mlflow.set_tracking_uri(self.tracking_uri)
-        return mlflow.pytorch.load_model(f"runs:/{self.parent_run_id}/best_model").eval()
+        return mlflow.pytorch.load_model(f"runs:/{self.parent_run_id}/best_model")
 
 
 def search_result(

@@ -35,6 +35,8 @@ from orchestrator.resume.state_file import SearchState, join_uri
 from orchestrator.tracking import session
 from orchestrator.tracking import writer as writers
 
+KEEP_CHECKPOINTS = 2
+
 
 def run(
     config: ExperimentConfig | dict | str | os.PathLike,
@@ -164,9 +166,11 @@ def _new_tuner(
             storage_path=cfg.resolved_storage_path(),
             callbacks=callbacks,
             verbose=0,
-            # PBT keeps every checkpoint: an exploit may restore a donor's older one.
+            # PBT keeps every checkpoint: an exploit may restore a donor's older one. Others keep
+            # two: Ray's experiment snapshot may name the one before the newest when the driver
+            # is killed, and with one kept that one is gone (the trial could not be resumed).
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=getattr(scheduler, "keep_checkpoints", 1)
+                num_to_keep=getattr(scheduler, "keep_checkpoints", KEEP_CHECKPOINTS)
             ),
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
             stop=stop,
