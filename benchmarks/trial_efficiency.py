@@ -9,7 +9,7 @@ plain loop's own parts (validation, checkpoint) and what is left (Ray's report a
 With CUDA, it also reports images/s of a trial at `gpu: 1`, `0.5` and `0.25` (1, 2 and 4 trials
 sharing the GPU), AMP on and off, against the plain loop.
 
-    python benchmarks/trial_efficiency.py [--epochs 5] [--images 4000]
+    python benchmarks/trial_efficiency.py [--epochs 4] [--images 12000]
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ def plain_loop(data: Path, arch: dict, epochs: int, device: str, amp: str) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--images", type=int, default=4000)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--images", type=int, default=12000)
     args = parser.parse_args()
     import torch
 
