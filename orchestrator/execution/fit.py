@@ -97,7 +97,6 @@ def fit_and_record(
             else "failures" if searcher.failed_out
             else "num_samples"
         )  # fmt: skip
-        tracking.client.set_tag(tracking.parent_run_id, T.ENDED_BY, ended_by)
         if searcher.exhausted:
             print(
                 f"nasorch: the searcher found no new admissible architecture in "
@@ -113,7 +112,8 @@ def fit_and_record(
             extra.update(front_metrics)
             files += front_files
         began = time.perf_counter()
-        try:
+        try:  # the parent run's records, all in the try: a store failing now is resumable
+            tracking.client.set_tag(tracking.parent_run_id, T.ENDED_BY, ended_by)
             extra.update(
                 session.finish_search(
                     tracking,
