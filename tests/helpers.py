@@ -52,3 +52,8 @@ def paced(config):
     """Four epochs of 1 s each, checkpointed: a search of these lasts long enough to stop a
     tracking server under it and start it again."""
     _checkpointed_epochs(config, 4, 1.0)
+
+
+def long_paced(config):
+    """Forty epochs of 1 s each, checkpointed: far longer than any budget a test gives it."""
+    _checkpointed_epochs(config, 40, 1.0)

@@ -50,13 +50,15 @@ def test_a_search_ends_on_time(ray_local, tmp_path):
             "name": "custom",
             "options": {"params": {"x": {"type": "float", "low": 0, "high": 1}}},
         },
-        # 4 epochs of 1 s; `epochs` tells nasorch a trial's budget (a cut trial: stopped_early)
-        "trainable": {"name": "tests.helpers:paced", "options": {"epochs": 4}},
+        # 40 epochs of 1 s; `epochs` tells nasorch a trial's budget (a cut trial: stopped_early)
+        "trainable": {"name": "tests.helpers:long_paced", "options": {"epochs": 40}},
         "storage_path": str(tmp_path / "ray"),
         "tracking": {"uri": f"sqlite:///{tmp_path}/mlflow.db"},
     }
     result = orchestrator.run(cfg, progress=False)
-    assert result.timings["fit"] < 6 + 10  # the budget, and Ray stopping the running trials
+    # Not a timing test (how long Ray takes to start and stop trial processes depends on the
+    # machine's load): one trial alone lasts 40 s, so a search ending before that was cut.
+    assert result.timings["fit"] < 40
     assert 1 <= len(result.trials) < 30
     assert "stopped_early" in set(result.trials["status"])
     parent = MlflowClient(result.tracking_uri).get_run(result.parent_run_id)
