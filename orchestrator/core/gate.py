@@ -96,6 +96,15 @@ class Gate:
         self.inflight.add(key)
         return Verdict(True, cost=cost)
 
+    @property
+    def exhausted(self) -> bool:
+        """Every architecture of a finite space is evaluated or in flight: asking for more
+        would only find duplicates (a benchmark table's few hundred candidates, say)."""
+        size = self.space.size()
+        return (
+            self.dedupe and size != float("inf") and len(self.results) + len(self.inflight) >= size
+        )
+
     # What a built torch model is costed on (search_spaces.cost.measure), without importing it.
     MODEL_COSTS = ("num_params", "flops", "latency_ms", "size_mb")
 

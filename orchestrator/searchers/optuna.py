@@ -135,6 +135,7 @@ class OptunaStrategy(Strategy):
                         "state": t.state.name,
                         # CMA-ES keeps its optimizer here (Optuna's own serialised form).
                         "system_attrs": t.system_attrs,
+                        "user_attrs": t.user_attrs,  # e.g. a candidate space's row
                     }
                 )
         # The sampler itself (its random states: TPE's, CMA-ES's, NSGA-II's and their fallback
@@ -158,6 +159,7 @@ class OptunaStrategy(Strategy):
                     values=values,
                     state=st,
                     system_attrs=t.get("system_attrs") or {},
+                    user_attrs=t.get("user_attrs") or {},
                 )
             )
 

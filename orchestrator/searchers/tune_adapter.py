@@ -69,7 +69,7 @@ class StrategySearcher(Searcher):
         return limit is not None and self.failures_in_a_row >= limit
 
     def suggest(self, trial_id: str) -> dict | None:
-        if self.failed_out:
+        if self.failed_out or self.gate.exhausted:
             return Searcher.FINISHED
         for _ in range(self.max_skips):
             arch = self.strategy.ask()

@@ -1,0 +1,204 @@
+"""Learning-curve sources: what a trial would have reported at each epoch, and when.
+
+A source answers `curve(arch) -> Curve` (the metric at epochs 1..max_epochs and the cumulative
+training seconds at each) for the architectures of its `space`. `nasorch simulate` replays them
+in simulated time; the `curve` trainable replays them under real Ray Tune. Two kinds:
+
+- `TableCurves`: a CSV of curves, one row per (configuration, epoch). Its format (README,
+  "Your own curves"): `epoch` (1, 2, ...), the metric column, `time` (cumulative seconds) or
+  `epoch_seconds` (that epoch's seconds), and either an `arch` column holding a space's key
+  (`space: nb201` parses NAS-Bench-201's cell strings) or configuration columns named
+  `param.<name>`. The rows define the candidates: searchers propose only those.
+- `LCBenchCurves` (trainables/lcbench.py): the LCBench surrogate, a continuous space.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_spaces.base import Arch, SearchSpace
+from trainables.errors import InputError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_ENV = "NASORCH_DATA"  # the folder of ../shared/data, when it is not beside the project
+
+
+class CurveError(InputError):
+    """A curve file that cannot be used; the message names the file, line and column."""
+
+
+def data_path(name: str) -> Path:
+    """A file of the shared benchmark data: $NASORCH_DATA/name, else ../shared/data/name."""
+    root = os.environ.get(DATA_ENV) or PROJECT_ROOT.parent / "shared" / "data"
+    return Path(root) / name
+
+
+@dataclass(frozen=True)
+class Curve:
+    values: np.ndarray  # the metric after epochs 1..n
+    times: np.ndarray  # cumulative training seconds after epochs 1..n (non-decreasing)
+
+
+class CurveSource:
+    """The interface every source implements (see the module docstring)."""
+
+    name: str
+    metric: str
+    mode: str  # "max" or "min"
+    max_epochs: int
+    space: SearchSpace
+    best: float  # the best value any candidate reaches at any epoch (regret's reference)
+    worst: float  # a poor value (normalised regret = (best - found) / (best - worst))
+
+    def curve(self, arch: Arch) -> Curve:
+        raise NotImplementedError
+
+    def regret(self, found: float) -> float:
+        """Normalised regret of `found` (0: the source's best; 1: its worst)."""
+        gap = self.best - found if self.mode == "max" else found - self.best
+        return max(gap, 0.0) / max(abs(self.best - self.worst), 1e-12)
+
+
+class TableCurves(CurveSource):
+    def __init__(self, name: str, space: SearchSpace, curves: dict[str, Curve], metric: str,
+                 mode: str):  # fmt: skip
+        self.name, self.space, self.metric, self.mode = name, space, metric, mode
+        self.curves = curves
+        self.max_epochs = len(next(iter(curves.values())).values)
+        finals = [c.values for c in curves.values()]
+        best_of = np.max if mode == "max" else np.min
+        worst_of = np.min if mode == "max" else np.max
+        self.best = float(best_of([best_of(v) for v in finals]))
+        self.worst = float(worst_of([v[-1] for v in finals]))
+
+    def curve(self, arch: Arch) -> Curve:
+        key = self.space.key(arch)
+        try:
+            return self.curves[key]
+        except KeyError:
+            raise CurveError(f"{self.name}: no curve for {key!r}") from None
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike,
+        metric: str = "val_accuracy",
+        mode: str = "max",
+        space: str | None = None,
+    ) -> TableCurves:
+        p = Path(os.path.expanduser(os.fspath(path)))
+        if not p.is_file():
+            raise CurveError(f"curves file {os.fspath(path)!r} not found")
+        return _load(str(p.resolve()), p.stat().st_mtime_ns, metric, mode, space)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str, mtime: int, metric: str, mode: str, space_name: str | None) -> TableCurves:
+    import pandas as pd
+
+    from search_spaces import SEARCH_SPACES
+    from search_spaces.candidates import CandidateSpace
+
+    name = Path(path).name
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:
+        raise CurveError(f"curves file {path}: cannot be read as CSV ({e})") from None
+    params = [c for c in df.columns if c.startswith("param.")]
+    time_col = "time" if "time" in df.columns else "epoch_seconds"
+    for col in ("epoch", metric, time_col):
+        if col not in df.columns:
+            raise CurveError(
+                f"curves file {name}: no column {col!r} (needs epoch, {metric}, time or "
+                f"epoch_seconds, and arch or param.<name> columns; has {', '.join(df.columns)})"
+            )
+    if "arch" not in df.columns and not params:
+        raise CurveError(f"curves file {name}: no 'arch' column and no 'param.<name>' columns")
+    for col in ("epoch", metric, time_col):
+        bad = pd.to_numeric(df[col], errors="coerce").isna()
+        if bad.any():
+            line = int(bad.to_numpy().argmax()) + 2
+            raise CurveError(f"curves file {name}, line {line}: {col!r} is not a number")
+    if params:
+        base = _space_of(df[params], name)
+        archs = [_row_arch(base, row) for row in df[params].itertuples(index=False)]
+        keys = [base.key(a) for a in archs]
+    else:
+        if space_name is None:
+            raise CurveError(f"curves file {name}: an 'arch' column needs the space it names")
+        base = SEARCH_SPACES[space_name]()
+        parse = getattr(base, "from_string", None)
+        if parse is None:
+            raise CurveError(f"space {space_name!r} cannot parse the 'arch' column's keys")
+        parsed = {k: parse(k) for k in df["arch"].astype(str).str.strip().unique()}
+        archs = [parsed[k] for k in df["arch"].astype(str).str.strip()]
+        keys = [base.key(a) for a in archs]
+    df = df.assign(_key=keys)
+    curves: dict[str, Curve] = {}
+    first: dict[str, Arch] = {}
+    for arch, key in zip(archs, keys, strict=True):
+        first.setdefault(key, arch)
+    lengths = set()
+    for key, rows in df.groupby("_key", sort=False):
+        rows = rows.sort_values("epoch")
+        epochs = rows["epoch"].astype(int).to_numpy()
+        if list(epochs) != list(range(1, len(epochs) + 1)):
+            raise CurveError(f"curves file {name}: {key!r} has epochs {_span(epochs)}, not 1..n")
+        secs = rows[time_col].astype(float).to_numpy()
+        times = np.maximum.accumulate(secs if time_col == "time" else np.cumsum(secs))
+        curves[key] = Curve(rows[metric].astype(float).to_numpy(), times)
+        lengths.add(len(epochs))
+    if len(lengths) > 1:
+        raise CurveError(f"curves file {name}: curves of different lengths {sorted(lengths)}")
+    space = CandidateSpace(base, list(first.values()))
+    return TableCurves(Path(path).stem, space, curves, metric, mode)
+
+
+def _span(epochs: np.ndarray) -> str:
+    return f"{epochs.min()}..{epochs.max()} ({len(epochs)} rows)" if len(epochs) else "none"
+
+
+def _space_of(columns: Any, name: str) -> SearchSpace:
+    """The space of `param.<name>` columns: numbers become ranges, anything else choices."""
+    import pandas as pd
+
+    from search_spaces.language import Choice, Float, Int, Space
+
+    params = {}
+    for col in columns.columns:
+        values = columns[col]
+        numeric = pd.to_numeric(values, errors="coerce")
+        key = col[len("param.") :]
+        if numeric.notna().all() and numeric.nunique() > 1:
+            low, high = float(numeric.min()), float(numeric.max())
+            log = low > 0 and high / low >= 100  # spans orders of magnitude: a log scale
+            integral = bool((numeric == numeric.round()).all())
+            params[key] = Int(int(low), int(high), log=log) if integral else Float(low, high, log)
+        else:
+            choices = sorted(values.astype(str).unique())
+            params[key] = Choice(choices)
+    return Space(params)
+
+
+def _row_arch(space: SearchSpace, row: tuple) -> Arch:
+    out: dict[str, Any] = {}
+    for (name, param), value in zip(space.params.items(), row, strict=True):  # type: ignore[attr-defined]
+        kind = type(param).__name__
+        if kind == "Int":
+            out[name] = int(value)
+        elif kind == "Float":
+            out[name] = float(value)
+        else:
+            out[name] = str(value)
+    return out
+
+
+def nb201_curves(path: str | os.PathLike | None = None) -> TableCurves:
+    """The 200 NAS-Bench-201 CIFAR-10 validation curves of ../shared/data (200 epochs each)."""
+    return TableCurves.load(path or data_path("nb201_cifar10_curves.csv"), space="nb201")
