@@ -15,6 +15,10 @@ EXTERNAL = {
     "check": ("orchestrator.check", "validate a config and show what it would search, in seconds"),
     "search": ("orchestrator.auto", "hand over data, get the best model within a time budget"),
     "bench": ("orchestrator.bench", "benchmark searchers on a tabular NAS benchmark"),
+    "simulate": (
+        "orchestrator.simulation.study",
+        "replay searches on learning curves in simulated time (searchers x schedulers)",
+    ),
     "compare": (
         "orchestrator.reporting.compare",
         "compare searches recorded in MLflow: table, CSV, PNG",

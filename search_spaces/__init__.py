@@ -4,6 +4,7 @@
 """
 
 from search_spaces.base import Arch, SearchSpace, SearchSpaceError
+from search_spaces.candidates import CandidateSpace, table_space
 from search_spaces.conv import ConvSpace
 from search_spaces.language import Choice, Fixed, Float, Int, Repeat, Space, parse_params
 from search_spaces.mlp import MLPSpace
@@ -24,11 +25,13 @@ SEARCH_SPACES = {
     "conv": ConvSpace,
     "recurrent": RecurrentSpace,
     "transformer": TransformerSpace,
+    "table": table_space,
 }
 
 __all__ = [
     "SEARCH_SPACES",
     "Arch",
+    "CandidateSpace",
     "Choice",
     "ConvSpace",
     "Fixed",

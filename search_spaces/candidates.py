@@ -111,3 +111,88 @@ class CandidateSpace(SearchSpace):
 
     def build_model(self, arch: Arch, input_shape: tuple[int, ...], num_classes: int) -> Any:
         return self.base.build_model(arch, input_shape, num_classes)
+
+
+PARAM_PREFIX = "param."  # a table's configuration columns: param.<name>
+
+
+def table_space(path: str, space: str | None = None) -> CandidateSpace:
+    """`search_space: {name: table, options: {path: curves.csv}}`: the configurations of a
+    table (a curves CSV, README "Your own curves") and nothing else. `space` names the space
+    whose keys its `arch` column holds (e.g. nb201); without it the `param.<name>` columns
+    define the space."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:
+        raise SearchSpaceError(f"path: {path} cannot be read as CSV ({e})") from None
+    return table_candidates(df, space)[0]
+
+
+def table_candidates(df: Any, space: str | None = None) -> tuple[CandidateSpace, list[Arch]]:
+    """The candidate space of a table's rows, and each row's architecture."""
+    params = [c for c in df.columns if str(c).startswith(PARAM_PREFIX)]
+    if params:
+        base: SearchSpace = _space_of(df[params])
+        archs = [_row_arch(base, row) for row in df[params].itertuples(index=False)]
+    elif "arch" in df.columns:
+        from search_spaces import SEARCH_SPACES
+
+        if space not in SEARCH_SPACES:
+            raise SearchSpaceError(
+                f"an 'arch' column needs `space`, one of {', '.join(SEARCH_SPACES)}"
+            )
+        base = SEARCH_SPACES[space]()
+        parse = getattr(base, "from_string", None)
+        if parse is None:
+            raise SearchSpaceError(f"space {space!r} cannot parse the 'arch' column's keys")
+        column = df["arch"].astype(str).str.strip()
+        parsed = {k: parse(k) for k in column.unique()}
+        archs = [parsed[k] for k in column]
+    else:
+        raise SearchSpaceError("no 'arch' column and no 'param.<name>' columns")
+    return CandidateSpace(base, archs), archs
+
+
+def _space_of(columns: Any) -> SearchSpace:
+    """The space of `param.<name>` columns: numbers become ranges, anything else choices."""
+    import pandas as pd
+
+    from search_spaces.language import Choice, Fixed, Float, Int, Space
+
+    params: dict[str, Any] = {}
+    for col in columns.columns:
+        values = columns[col]
+        numeric = pd.to_numeric(values, errors="coerce")
+        key = col[len(PARAM_PREFIX) :]
+        if numeric.notna().all() and numeric.nunique() > 1:
+            low, high = float(numeric.min()), float(numeric.max())
+            log = low > 0 and high / low >= 100  # spans orders of magnitude: a log scale
+            if bool((numeric == numeric.round()).all()):
+                params[key] = Int(int(low), int(high), log=log)
+            else:
+                params[key] = Float(low, high, log=log)
+        elif values.nunique() == 1:
+            params[key] = Fixed(
+                values.iloc[0].item() if hasattr(values.iloc[0], "item") else values.iloc[0]
+            )
+        else:
+            params[key] = Choice(sorted(values.astype(str).unique()))
+    return Space(params)
+
+
+def _row_arch(space: Any, row: tuple) -> Arch:
+    from search_spaces.language import Fixed, Float, Int
+
+    out: dict[str, Any] = {}
+    for (name, param), value in zip(space.params.items(), row, strict=True):
+        if isinstance(param, Int):
+            out[name] = int(value)
+        elif isinstance(param, Float):
+            out[name] = float(value)
+        elif isinstance(param, Fixed):
+            out[name] = param.value
+        else:
+            out[name] = str(value)
+    return out

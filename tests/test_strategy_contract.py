@@ -7,7 +7,7 @@ from functools import partial
 import pytest
 
 from orchestrator.searchers import STRATEGIES
-from search_spaces import MLPSpace, NB201Space
+from search_spaces import CandidateSpace, MLPSpace, NB201Space
 from search_spaces.language import Choice, Float, Int, Repeat, Space
 
 
@@ -26,7 +26,20 @@ def repeat_space() -> Space:
 # OptunaStrategy.state() saves the sampler's own RNG but not the one of the RandomSampler these
 # samplers keep inside (`_independent_sampler`, `_random_sampler`), so a restored study draws
 # differently. strict: the day orchestrator/searchers/optuna.py saves it, these must pass.
-SPACES = {"nb201": NB201Space, "mlp": MLPSpace, "repeat": repeat_space}
+def candidate_space() -> CandidateSpace:
+    """60 NB201 cells, as a benchmark table's rows: searchers must stay inside them."""
+    import random
+
+    rng = random.Random(5)
+    return CandidateSpace(NB201Space(), [NB201Space().sample(rng) for _ in range(60)])
+
+
+SPACES = {
+    "nb201": NB201Space,
+    "mlp": MLPSpace,
+    "repeat": repeat_space,
+    "candidates": candidate_space,
+}
 
 
 def objective(space, arch) -> float:

@@ -18,11 +18,11 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from search_spaces.base import Arch, SearchSpace
+from search_spaces.base import Arch, SearchSpace, SearchSpaceError
+from search_spaces.candidates import PARAM_PREFIX
 from trainables.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +59,14 @@ class CurveSource:
     def curve(self, arch: Arch) -> Curve:
         raise NotImplementedError
 
+    def full_time(self) -> float:
+        """The median seconds of a full trial (all epochs): the unit of simulated budgets."""
+        import random
+
+        rng = random.Random(0)
+        archs = [self.space.sample(rng) for _ in range(256)]
+        return float(np.median([self.curve(a).times[-1] for a in archs]))
+
     def regret(self, found: float) -> float:
         """Normalised regret of `found` (0: the source's best; 1: its worst)."""
         gap = self.best - found if self.mode == "max" else found - self.best
@@ -76,6 +84,9 @@ class TableCurves(CurveSource):
         worst_of = np.min if mode == "max" else np.max
         self.best = float(best_of([best_of(v) for v in finals]))
         self.worst = float(worst_of([v[-1] for v in finals]))
+
+    def full_time(self) -> float:
+        return float(np.median([c.times[-1] for c in self.curves.values()]))
 
     def curve(self, arch: Arch) -> Curve:
         key = self.space.key(arch)
@@ -102,15 +113,14 @@ class TableCurves(CurveSource):
 def _load(path: str, mtime: int, metric: str, mode: str, space_name: str | None) -> TableCurves:
     import pandas as pd
 
-    from search_spaces import SEARCH_SPACES
-    from search_spaces.candidates import CandidateSpace
+    from search_spaces.candidates import table_candidates
 
     name = Path(path).name
     try:
         df = pd.read_csv(path)
     except Exception as e:
         raise CurveError(f"curves file {path}: cannot be read as CSV ({e})") from None
-    params = [c for c in df.columns if c.startswith("param.")]
+    params = [c for c in df.columns if c.startswith(PARAM_PREFIX)]
     time_col = "time" if "time" in df.columns else "epoch_seconds"
     for col in ("epoch", metric, time_col):
         if col not in df.columns:
@@ -125,25 +135,14 @@ def _load(path: str, mtime: int, metric: str, mode: str, space_name: str | None)
         if bad.any():
             line = int(bad.to_numpy().argmax()) + 2
             raise CurveError(f"curves file {name}, line {line}: {col!r} is not a number")
-    if params:
-        base = _space_of(df[params], name)
-        archs = [_row_arch(base, row) for row in df[params].itertuples(index=False)]
-        keys = [base.key(a) for a in archs]
-    else:
-        if space_name is None:
-            raise CurveError(f"curves file {name}: an 'arch' column needs the space it names")
-        base = SEARCH_SPACES[space_name]()
-        parse = getattr(base, "from_string", None)
-        if parse is None:
-            raise CurveError(f"space {space_name!r} cannot parse the 'arch' column's keys")
-        parsed = {k: parse(k) for k in df["arch"].astype(str).str.strip().unique()}
-        archs = [parsed[k] for k in df["arch"].astype(str).str.strip()]
-        keys = [base.key(a) for a in archs]
+    try:
+        space, archs = table_candidates(df, space_name)
+    except SearchSpaceError as e:
+        raise CurveError(f"curves file {name}: {e}") from None
+    base = space.base
+    keys = [base.key(a) for a in archs]
     df = df.assign(_key=keys)
     curves: dict[str, Curve] = {}
-    first: dict[str, Arch] = {}
-    for arch, key in zip(archs, keys, strict=True):
-        first.setdefault(key, arch)
     lengths = set()
     for key, rows in df.groupby("_key", sort=False):
         rows = rows.sort_values("epoch")
@@ -156,47 +155,11 @@ def _load(path: str, mtime: int, metric: str, mode: str, space_name: str | None)
         lengths.add(len(epochs))
     if len(lengths) > 1:
         raise CurveError(f"curves file {name}: curves of different lengths {sorted(lengths)}")
-    space = CandidateSpace(base, list(first.values()))
     return TableCurves(Path(path).stem, space, curves, metric, mode)
 
 
 def _span(epochs: np.ndarray) -> str:
     return f"{epochs.min()}..{epochs.max()} ({len(epochs)} rows)" if len(epochs) else "none"
-
-
-def _space_of(columns: Any, name: str) -> SearchSpace:
-    """The space of `param.<name>` columns: numbers become ranges, anything else choices."""
-    import pandas as pd
-
-    from search_spaces.language import Choice, Float, Int, Space
-
-    params = {}
-    for col in columns.columns:
-        values = columns[col]
-        numeric = pd.to_numeric(values, errors="coerce")
-        key = col[len("param.") :]
-        if numeric.notna().all() and numeric.nunique() > 1:
-            low, high = float(numeric.min()), float(numeric.max())
-            log = low > 0 and high / low >= 100  # spans orders of magnitude: a log scale
-            integral = bool((numeric == numeric.round()).all())
-            params[key] = Int(int(low), int(high), log=log) if integral else Float(low, high, log)
-        else:
-            choices = sorted(values.astype(str).unique())
-            params[key] = Choice(choices)
-    return Space(params)
-
-
-def _row_arch(space: SearchSpace, row: tuple) -> Arch:
-    out: dict[str, Any] = {}
-    for (name, param), value in zip(space.params.items(), row, strict=True):  # type: ignore[attr-defined]
-        kind = type(param).__name__
-        if kind == "Int":
-            out[name] = int(value)
-        elif kind == "Float":
-            out[name] = float(value)
-        else:
-            out[name] = str(value)
-    return out
 
 
 def nb201_curves(path: str | os.PathLike | None = None) -> TableCurves:

@@ -13,6 +13,7 @@ from orchestrator.searchers.local import LocalSearch
 from orchestrator.searchers.optuna import OptunaStrategy, to_optuna
 from orchestrator.searchers.random import RandomSearch
 from orchestrator.searchers.reinforce import Reinforce
+from orchestrator.searchers.rungs import RungGuidedSearch
 from orchestrator.searchers.supernet import SupernetSearch
 
 STRATEGIES = {
@@ -21,6 +22,7 @@ STRATEGIES = {
     "local": LocalSearch,
     "reinforce": Reinforce,
     "guided": GuidedSearch,
+    "rungs": RungGuidedSearch,
     "supernet": SupernetSearch,
     "cmaes": partial(OptunaStrategy, sampler="cmaes"),
     "nsga2": partial(OptunaStrategy, sampler="nsga2"),

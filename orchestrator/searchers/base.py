@@ -39,6 +39,12 @@ class Strategy(ABC):
     def tell(self, arch: Arch, value: Value) -> None:
         """The result of evaluating `arch`, in the metric's own units (None: failed)."""
 
+    def observe(self, arch: Arch, epoch: int, value: float) -> None:
+        """A partial result: `arch` reached `value` after `epoch` epochs (every report of a
+        trial, before `tell` closes it). Searchers that learn from partial evaluations
+        (ASHA's rungs) override this; the others ignore it."""
+        return None
+
     def summary(self) -> dict[str, float]:
         """Numbers worth keeping about the search itself (logged on the parent run at the end)."""
         return {}

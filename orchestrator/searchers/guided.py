@@ -31,6 +31,7 @@ import numpy as np
 from orchestrator.searchers._common import primary
 from orchestrator.searchers.base import Strategy, Value
 from search_spaces.base import Arch, SearchSpace
+from search_spaces.candidates import CandidateSpace
 
 _NOISE_GRID = (0.01, 0.1)
 _LENGTH_GRID = (0.5, 1.0, 2.0)  # squared lengthscale, relative to the mean squared distance
@@ -50,7 +51,7 @@ class GuidedSearch(Strategy):
         acquisition: str = "its",
         kappa: float = 1.0,
         patience: int = 20,
-        max_points: int = 400,
+        max_points: int = 200,
     ):
         super().__init__(space, mode=mode, seed=seed)
         if num_init < 1 or top_k < 1 or patience < 1:
@@ -76,9 +77,9 @@ class GuidedSearch(Strategy):
         pick = None
         # A new phase (and the start) begins from a random arch, as local search restarts do.
         if self.n_asked > self.num_init and len(done) >= 2 and phase:
-            pick = self._best_candidate(done, phase)
+            pick = self.propose(done, phase)
         if pick is None:
-            pick = self._random_unseen()
+            pick = self.random_unseen()
         self.asked.add(self.space.key(pick))
         return pick
 
@@ -98,11 +99,15 @@ class GuidedSearch(Strategy):
             if len(scores) - 1 - best >= self.patience:
                 self.restart_at = len(self.results)
 
-    def _random_unseen(self) -> Arch:
+    def random_unseen(self) -> Arch:
         for _ in range(100):
             arch = self.space.sample(self.rng)
             if self.space.key(arch) not in self.asked:
                 return arch
+        if isinstance(self.space, CandidateSpace):  # a table's rows: draw from those left
+            left = [a for k, a in zip(self.space.keys, self.space.archs) if k not in self.asked]
+            if left:
+                return left[self.rng.randrange(len(left))]
         return arch  # a (nearly) exhausted space: repeating beats stopping
 
     def _candidates(self, phase: list[tuple[Arch, float]]) -> list[Arch]:
@@ -122,9 +127,11 @@ class GuidedSearch(Strategy):
                 unique.setdefault(k, arch)
         return list(unique.values())
 
-    def _best_candidate(
+    def propose(
         self, done: list[tuple[Arch, float]], phase: list[tuple[Arch, float]]
     ) -> Arch | None:
+        """The candidate around `phase`'s best that a GP fitted to `done` rates best (None when
+        every candidate was asked for already). `rungs` calls it with one rung's results."""
         cands = self._candidates(phase)
         if not cands:
             return None

@@ -108,8 +108,19 @@ class StrategySearcher(Searcher):
                 for k in names
                 if isinstance(result.get(k), numbers.Real) and not isinstance(result[k], bool)
             }
+            self._observe(entry, result)
+
+    def _observe(self, entry: dict, result: dict) -> None:
+        """Every epoch's result of the suggested architecture, for searchers that learn from
+        partial evaluations (`Strategy.observe`)."""
+        epoch, value = result.get("training_iteration"), entry.get("own", {}).get(self.metric)
+        if isinstance(epoch, int) and value is not None and epoch > entry.get("epoch", 0):
+            entry["epoch"] = epoch
+            self.strategy.observe(entry["arch"], epoch, value)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if result and not error and trial_id in self.live:
+            self.on_trial_result(trial_id, result)  # Tune gives a stopped trial's last only here
         entry = self.live.pop(trial_id, None)
         if entry is None:
             return
