@@ -69,7 +69,6 @@ def test_sigkill_then_resume_with_pbt(tmp_path, started):
         assert runs[0].data.tags["nasorch.status"] == "completed"
 
 
-@pytest.mark.slow  # failed once under a loaded machine (a trial errored on resume): being looked at
 def test_sigkill_then_resume_a_custom_loop(tmp_path, started):
     """examples/custom_loop.py keeps its checkpoints through `orchestrator.trial`: killed
     mid-search and resumed, unfinished trials continue from their checkpoints (not from epoch

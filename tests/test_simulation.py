@@ -131,6 +131,7 @@ def test_rungs_learns_from_every_epoch(tmp_path):
     strategy.ask()  # proposes from the model at epoch 3
 
 
+@pytest.mark.integration  # starts the command line in a process
 def test_simulate_command(tmp_path):
     curves = write_curves(tmp_path / "c.csv")
     out = tmp_path / "out"

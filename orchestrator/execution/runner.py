@@ -24,6 +24,7 @@ from orchestrator.execution.preflight import check_paths
 from orchestrator.execution.ray_session import connect, ship_user_module, tune_trainable
 from orchestrator.execution.results import SearchResult, flat_params, trial_dirname
 from orchestrator.resume import inflight, restored
+from orchestrator.resume.checkpoints import CheckpointPruner
 from orchestrator.resume.experiment import (
     CONFIG_FILE,
     find_experiment,
@@ -136,6 +137,9 @@ def _new_tuner(
     # loggers are left out (MLflow has it all); they cost a thread and a file per trial.
     # The scheduler's records first: on resume the tracker tags with the restored stop reasons.
     callbacks: list[Any] = [SchedulerState(scheduler), tracker, JsonLoggerCallback()]
+    keep = getattr(scheduler, "keep_checkpoints", KEEP_CHECKPOINTS)
+    if keep is not None:  # pruned in step with Ray's snapshots (orchestrator/resume/checkpoints.py)
+        callbacks.append(CheckpointPruner(keep))
     if progress:
         callbacks.append(Progress(cfg.metric, cfg.mode, cfg.num_samples, known_epochs, scheduler))
     callbacks += extra
@@ -166,12 +170,10 @@ def _new_tuner(
             storage_path=cfg.resolved_storage_path(),
             callbacks=callbacks,
             verbose=0,
-            # PBT keeps every checkpoint: an exploit may restore a donor's older one. Others keep
-            # two: Ray's experiment snapshot may name the one before the newest when the driver
-            # is killed, and with one kept that one is gone (the trial could not be resumed).
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=getattr(scheduler, "keep_checkpoints", KEEP_CHECKPOINTS)
-            ),
+            # Ray keeps every checkpoint: PBT's exploits may restore a donor's older one, and
+            # for the others CheckpointPruner deletes old ones only once no experiment snapshot
+            # on disk names them (Ray's own num_to_keep can delete the one a snapshot names).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
             stop=stop,
         ),
