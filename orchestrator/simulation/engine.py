@@ -14,6 +14,7 @@ run.
 from __future__ import annotations
 
 import heapq
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,8 @@ from ray.tune.search import Searcher
 from trainables.curves import CurveSource
 
 CONTINUE, STOP, PAUSE = TrialScheduler.CONTINUE, TrialScheduler.STOP, TrialScheduler.PAUSE
+# Ray's Hyperband logs every too-small bracket at INFO: thousands of lines in a long simulation.
+logging.getLogger("ray.tune.schedulers.hyperband").setLevel(logging.WARNING)
 
 
 class SimTrial:

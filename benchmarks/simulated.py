@@ -1,0 +1,106 @@
+"""Partial evaluation measured in simulated time: the README's "Simulated benchmarks" tables.
+
+    python benchmarks/simulated.py                       # the full grid of issue #15
+    python benchmarks/simulated.py --seeds 3 --workers 4,32 --tasks 3945,7593 --trials 2000
+
+Part 1 runs `nasorch simulate` (orchestrator/simulation/study.py) on the NB201 curves and the
+LCBench tasks, every combination at each worker count, and prints mean normalised regret and
+average rank at the early, middle and late budgets (files in --out). Part 2 measures the
+decision loop's CPU per trial (searcher + scheduler, no training) for each searcher with ASHA
+at 256 simulated workers, at 1k, 2k, 5k and 10k trials, and plots it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from orchestrator.simulation import (  # noqa: E402
+    COMBOS,
+    build_source,
+    simulate,
+    study,  # noqa: E402
+)
+from trainables.lcbench import REPORTED_TASKS  # noqa: E402
+
+MARKS = (1000, 2000, 5000, 10000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--workers", default="4,32,256")
+    parser.add_argument("--tasks", default=",".join(map(str, REPORTED_TASKS)))
+    parser.add_argument("--budget", type=float, default=10.0)
+    parser.add_argument("--max-trials", type=int, default=10_000)
+    parser.add_argument("--trials", type=int, default=10_000, help="part 2: trials per run")
+    parser.add_argument("--cost-searchers", default="random,tpe,guided,rungs")
+    parser.add_argument("--skip", choices=("quality", "cost"), default=None)
+    parser.add_argument("--processes", type=int, default=None)
+    parser.add_argument("--out", default="simulate-bench")
+    args = parser.parse_args()
+    out = Path(args.out)
+
+    if args.skip != "quality":
+        sources = ["nb201"] + [f"lcbench:{t}" for t in args.tasks.split(",") if t]
+        grid = argparse.Namespace(
+            source=sources, combos=",".join(COMBOS), workers=args.workers, seeds=args.seeds,
+            budget=args.budget, max_trials=args.max_trials, processes=args.processes,
+            out=str(out), no_plots=False,
+        )  # fmt: skip
+        study.execute(grid)
+    if args.skip != "cost":
+        decision_cost(args.cost_searchers.split(","), args.trials, out, args.processes)
+
+
+def _cost(searcher: str, trials: int) -> tuple[str, list[tuple[int, float]], float]:
+    source = build_source(f"lcbench:{REPORTED_TASKS[0]}")
+    began = time.perf_counter()
+    marks = tuple(m for m in MARKS if m <= trials) or (trials,)
+    result = simulate(source, searcher, "asha", workers=256, seed=0, max_trials=trials,
+                      cost_marks=marks)  # fmt: skip
+    return searcher, result.cost_at, time.perf_counter() - began
+
+
+def decision_cost(searchers: list[str], trials: int, out: Path, processes: int | None) -> None:
+    """CPU per trial of the decision loop, averaged over the trials so far."""
+    out.mkdir(parents=True, exist_ok=True)
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        rows = pool.starmap(_cost, [(s, trials) for s in searchers])
+    print(f"\ndecision loop CPU per trial (ms; searcher + scheduler), ASHA, 256 workers, "
+          f"LCBench {REPORTED_TASKS[0]}")  # fmt: skip
+    marks = sorted({n for _, at, _ in rows for n, _ in at})
+    print(f"{'searcher':10s}" + "".join(f"{n:>10d}" for n in marks) + f"{'wall s':>10s}")
+    with open(out / "decision_cost.csv", "w") as f:
+        f.write("searcher,trials,cpu_ms_per_trial\n")
+        for searcher, at, wall in rows:
+            cells = dict(at)
+            print(f"{searcher:10s}" + "".join(
+                f"{1000 * cells[n]:>10.2f}" if n in cells else f"{'-':>10s}" for n in marks
+            ) + f"{wall:>10.0f}")  # fmt: skip
+            for n, c in at:
+                f.write(f"{searcher},{n},{1000 * c:.3f}\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for searcher, at, _ in rows:
+        ax.plot([n for n, _ in at], [1000 * c for _, c in at], marker="o", label=searcher)
+    ax.set_xlabel("trials so far")
+    ax.set_ylabel("decision CPU per trial (ms)")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "decision_cost.png", dpi=100)
+    print(f"wrote {out}/decision_cost.csv, decision_cost.png")
+
+
+if __name__ == "__main__":
+    main()
