@@ -10,32 +10,24 @@ last checkpoint, PBT exploits and the search's best model.
         for epoch in range(start + 1, config["trainable_options"]["epochs"] + 1):
             ...
             trial.report({"val_accuracy": acc}, epoch=epoch, model=model, optimizer=optimizer)
+
+The checkpoints are the torch trainable's own (`trainables.torch_loop.load_state` /
+`report_state`): one format for both loops.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Any
-
-CHECKPOINT_FILE = "state.pt"  # the torch trainable's name too: one format for both loops
 
 
 def restore(model: Any, optimizer: Any = None, *, scheduler: Any = None, scaler: Any = None) -> int:
     """Load the trial's last checkpoint into these objects, if it has one (a resumed, retried
     or exploited trial), and return the epoch it reached: the loop starts after it. 0 for a
     trial that starts afresh."""
-    import torch
-    from ray import tune
+    from trainables.torch_loop import load_state
 
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        return 0
-    try:
-        with checkpoint.as_directory() as folder:
-            state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu")
-    except FileNotFoundError as e:  # removed after the snapshot that names it: start afresh
-        print(f"nasorch: checkpoint {checkpoint.path} is gone ({e}); the trial starts afresh")
+    state = load_state(map_location="cpu")
+    if state is None:
         return 0
     model.load_state_dict(state["model"])
     for name, obj in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
@@ -62,11 +54,9 @@ def report(
     if model is None:
         tune.report(metrics)
         return
-    import torch
+    from trainables.torch_loop import report_state
 
     state = {"model": model.state_dict(), "epoch": epoch}
     for name, obj in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
         state[name] = obj.state_dict() if obj is not None else None
-    with tempfile.TemporaryDirectory() as folder:
-        torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+    report_state(metrics, state)

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from search_spaces.base import Arch, SearchSpace, SearchSpaceError
-from search_spaces.candidates import PARAM_PREFIX
 from trainables.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -120,7 +119,6 @@ def _load(path: str, mtime: int, metric: str, mode: str, space_name: str | None)
         df = pd.read_csv(path)
     except Exception as e:
         raise CurveError(f"curves file {path}: cannot be read as CSV ({e})") from None
-    params = [c for c in df.columns if c.startswith(PARAM_PREFIX)]
     time_col = "time" if "time" in df.columns else "epoch_seconds"
     for col in ("epoch", metric, time_col):
         if col not in df.columns:
@@ -128,8 +126,6 @@ def _load(path: str, mtime: int, metric: str, mode: str, space_name: str | None)
                 f"curves file {name}: no column {col!r} (needs epoch, {metric}, time or "
                 f"epoch_seconds, and arch or param.<name> columns; has {', '.join(df.columns)})"
             )
-    if "arch" not in df.columns and not params:
-        raise CurveError(f"curves file {name}: no 'arch' column and no 'param.<name>' columns")
     for col in ("epoch", metric, time_col):
         bad = pd.to_numeric(df[col], errors="coerce").isna()
         if bad.any():

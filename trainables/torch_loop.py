@@ -77,6 +77,35 @@ class TorchOptions(BaseModel):
 CHECKPOINT_FILE = "state.pt"  # model, optimizer, scaler and epoch, in every checkpoint
 
 
+def load_state(map_location: Any, **load_options: Any) -> dict | None:
+    """The trial's last checkpoint as `report_state` saved it, or None: a trial that starts
+    afresh, or one whose checkpoint is gone (removed after the snapshot that names it). The
+    torch loop and `orchestrator.trial` (a user's own loop) share this format."""
+    import torch
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    try:
+        with checkpoint.as_directory() as d:
+            path = os.path.join(d, CHECKPOINT_FILE)
+            return torch.load(path, map_location=map_location, **load_options)
+    except FileNotFoundError as e:
+        print(f"nasorch: checkpoint {checkpoint.path} is gone ({e}); the trial starts afresh")
+        return None
+
+
+def report_state(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+    """Report one epoch's metrics with `state` saved as the trial's checkpoint."""
+    import torch
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as d:
+        torch.save(state, os.path.join(d, CHECKPOINT_FILE))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
 def _data(opts: TorchOptions, space: Any) -> Any:
     from trainables import datasets
 
@@ -181,7 +210,6 @@ def train(config: dict[str, Any], model: Any = None) -> None:
     import numpy as np
     import ray
     import torch
-    from ray import tune
 
     from search_spaces import SEARCH_SPACES
     from trainables import recipe
@@ -216,14 +244,7 @@ def train(config: dict[str, Any], model: Any = None) -> None:
     scaler = recipe.grad_scaler(device, opts.amp)
 
     start_epoch = 0
-    checkpoint, state = tune.get_checkpoint(), None
-    try:
-        if checkpoint is not None:
-            with checkpoint.as_directory() as d:
-                path = os.path.join(d, CHECKPOINT_FILE)
-                state = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError as e:  # removed after the snapshot that names it: start afresh
-        print(f"nasorch: checkpoint {checkpoint.path} is gone ({e}); the trial starts afresh")
+    state = load_state(map_location=device, weights_only=True)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -285,17 +306,15 @@ def train(config: dict[str, Any], model: Any = None) -> None:
             "num_params": num_params,
             "node_id": node_id,
         }
-        with tempfile.TemporaryDirectory() as d:
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                    "epoch": epoch,
-                },
-                os.path.join(d, CHECKPOINT_FILE),
-            )
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        report_state(
+            metrics,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "epoch": epoch,
+            },
+        )
 
 
 def _compiled(model: Any) -> Any:

@@ -23,7 +23,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
-from trainables.curves import CurveSource
+from trainables.curves import Curve, CurveSource
 
 CONTINUE, STOP, PAUSE = TrialScheduler.CONTINUE, TrialScheduler.STOP, TrialScheduler.PAUSE
 # Ray's Hyperband logs every too-small bracket at INFO: thousands of lines in a long simulation.
@@ -33,8 +33,9 @@ logging.getLogger("ray.tune.schedulers.hyperband").setLevel(logging.WARNING)
 class SimTrial:
     """What Ray's schedulers read of a trial: id, status, config, last result."""
 
-    def __init__(self, trial_id: str, number: int, config: dict):
+    def __init__(self, trial_id: str, number: int, config: dict, curve: Curve):
         self.trial_id, self.number, self.config = trial_id, number, config
+        self.curve = curve  # what it reports, looked up once
         self.status = Trial.PENDING
         self.last_result: dict = {}
         self.is_saving = False
@@ -169,7 +170,8 @@ class Simulation:
         if config is None or config == Searcher.FINISHED:
             self.finished_suggesting = True
             return None
-        trial = SimTrial(trial_id, len(self.trials) + 1, config)
+        curve = self.source.curve(config["arch"])
+        trial = SimTrial(trial_id, len(self.trials) + 1, config, curve)
         self.trials[trial_id] = trial
         self.result.trials += 1
         self._timed("scheduler", self.scheduler.on_trial_add, self.controller, trial)
@@ -185,15 +187,14 @@ class Simulation:
         self._schedule_next(trial)
 
     def _schedule_next(self, trial: SimTrial) -> None:
-        curve = self.source.curve(trial.config["arch"])
-        times = curve.times
+        times = trial.curve.times
         previous = times[trial.epoch - 1] if trial.epoch else 0.0
         self.seq += 1
         heapq.heappush(self.events, (self.clock + times[trial.epoch] - previous, self.seq,
                                      trial.trial_id))  # fmt: skip
 
     def _report(self, trial: SimTrial) -> None:
-        curve = self.source.curve(trial.config["arch"])
+        curve = trial.curve
         trial.epoch += 1
         value = float(curve.values[trial.epoch - 1])
         result = {
