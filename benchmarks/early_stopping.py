@@ -172,12 +172,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
+    from orchestrator import compat
+
     ray.init(
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
         logging_level=logging.ERROR,
-        _node_ip_address="127.0.0.1",
+        **compat.local_ray_init_kwargs(),  # loopback only
     )
     rows = []
     with tempfile.TemporaryDirectory(prefix="nasorch-early-stopping-") as root:

@@ -68,7 +68,8 @@ def _cost(searcher: str, trials: int) -> tuple[str, list[tuple[int, float]], flo
 
 
 def decision_cost(searchers: list[str], trials: int, out: Path, processes: int | None) -> None:
-    """CPU per trial of the decision loop, averaged over the trials so far."""
+    """CPU per trial of the decision loop over the trials since the previous mark (the cost at
+    10k is that of trials 5,001 to 10,000)."""
     out.mkdir(parents=True, exist_ok=True)
     with multiprocessing.get_context("fork").Pool(processes) as pool:
         rows = pool.starmap(_cost, [(s, trials) for s in searchers])

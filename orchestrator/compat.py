@@ -89,6 +89,25 @@ def hyperband_bracket_class() -> type:
     return _Bracket
 
 
+def hyperband_with_bracket_class(base: type, bracket_cls: type, setup: Any) -> type:
+    """`base` (Ray's HyperBandScheduler) building its brackets as `bracket_cls` instances
+    (through Ray's private `_create_bracket` hook); `setup(scheduler, bracket)` runs on each."""
+
+    class WithBrackets(base):
+        def _create_bracket(self, s: int) -> Any:
+            bracket = hyperband_new_bracket(self, bracket_cls, s)
+            setup(self, bracket)
+            return bracket
+
+    WithBrackets.__name__ = f"{base.__name__}WithBrackets"
+    return WithBrackets
+
+
+def hyperband_create_bracket(scheduler: Any, s: int) -> Any:
+    """A new bracket of `scheduler` with `s` halvings, as Ray makes one (for tests and tools)."""
+    return scheduler._create_bracket(s)
+
+
 def hyperband_new_bracket(scheduler: Any, cls: type, s: int) -> Any:
     """What HyperBandScheduler._create_bracket builds, as an instance of `cls`."""
     return cls(
@@ -134,6 +153,24 @@ def pbt_with_hooks(base: type) -> type:
 
     WithHooks.__name__ = f"{base.__name__}WithHooks"
     return WithHooks
+
+
+def ray_validate_cluster_config(config: dict) -> dict:
+    """`ray up`'s own check of a cluster YAML: the config merged with the provider's defaults
+    (`prepare_config`), then validated against Ray's schema (`validate_config`); returns the
+    merged config. Raises jsonschema's ValidationError (or ValueError) on a mistake."""
+    import copy
+
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    merged = prepare_config(copy.deepcopy(config))
+    validate_config(merged)
+    return merged
+
+
+def pbt_new_config(scheduler: Any, trial: Any, donor: Any) -> tuple[dict, dict]:
+    """The config PBT's exploit would give `trial` from `donor` (Ray's `_get_new_config`)."""
+    return scheduler._get_new_config(trial, donor)
 
 
 def ray_staging_dirs(experiment_name: str) -> list[str]:
@@ -214,6 +251,14 @@ def mlflow_sql_schema_problem(store: Any) -> str | None:
     return None
 
 
+def mlflow_artifact_uri(root: str, run_id: str) -> str:
+    """The artifact URI MLflow's SQL store gives a new run under the experiment's `root`
+    (`mlflow.utils.uri.append_to_uri_path`, an internal helper: URIs and local paths alike)."""
+    from mlflow.utils.uri import append_to_uri_path
+
+    return append_to_uri_path(root, run_id, "artifacts")
+
+
 def mlflow_validate_batch(metrics: list, params: list, tags: list) -> tuple[list, list, list]:
     """MLflow's own validation of a log_batch (what the client's store would refuse raises
     MlflowException); returns the items as MLflow would store them (long values truncated)."""
@@ -221,3 +266,24 @@ def mlflow_validate_batch(metrics: list, params: list, tags: list) -> tuple[list
 
     out = _validate_batch_log_data(metrics, params, tags)
     return (metrics, params, tags) if out is None else tuple(out)
+
+
+# ---- Optuna ---------------------------------------------------------------------------------
+
+
+def optuna_vectorised_truncnorm() -> None:
+    """Replace Optuna's TPE log-CDF of the normal (one pure-Python call per kernel and candidate,
+    `_truncnorm._log_ndtr`: 75% of a TPE ask over continuous parameters at 1,000 trials) by
+    SciPy's vectorised `special.log_ndtr`, which computes the same function. Idempotent."""
+    import numpy as np
+    from optuna.samplers._tpe import _truncnorm
+    from scipy.special import log_ndtr
+
+    if getattr(_truncnorm._log_ndtr, "_nasorch", False):
+        return
+
+    def _log_ndtr(a: Any) -> Any:
+        return log_ndtr(np.asarray(a, dtype=float))
+
+    _log_ndtr._nasorch = True  # type: ignore[attr-defined]
+    _truncnorm._log_ndtr = _log_ndtr

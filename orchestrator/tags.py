@@ -39,6 +39,9 @@ PBT_EXPLOITS = "nasorch.pbt.exploits"
 PBT_LAST_EXPLOIT = "nasorch.pbt.last_exploit"
 PBT_LINEAGE = "nasorch.pbt.lineage"
 
+# On a registered model version: the trial it was trained in
+MODEL_TRIAL = "nasorch.trial"
+
 
 def trial_name(number: int) -> str:
     """`t007`: a trial's short name, in run names, tables and messages."""

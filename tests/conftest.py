@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def ray_local():
     """A local Ray instance shared by the tests that need one; stopped at the end."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    from orchestrator import compat
 
     if not ray.is_initialized():
         ray.init(
@@ -25,7 +26,7 @@ def ray_local():
             num_cpus=2,
             include_dashboard=False,
             log_to_driver=False,
-            _node_ip_address="127.0.0.1",
+            **compat.local_ray_init_kwargs(),  # loopback only
         )
     yield ray
     ray.shutdown()

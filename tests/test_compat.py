@@ -104,6 +104,11 @@ def test_hyperband_bracket_hooks():
         bracket = compat.hyperband_new_bracket(scheduler, base, 2)
         epoch, live = compat.hyperband_bracket_view(bracket)
         assert epoch >= 1 and live == {}
+        from ray.tune.schedulers import HyperBandScheduler
+
+        assert "_create_bracket" in vars(HyperBandScheduler)
+        made = compat.hyperband_create_bracket(scheduler, 2)
+        assert isinstance(made, base) and type(made) is not base  # our subclass, via the hook
 
 
 def test_median_rule_view():
@@ -182,3 +187,39 @@ def test_a_changed_schema_sends_the_writer_to_the_client(tmp_path):
     problem = compat.mlflow_sql_schema_problem(compat.mlflow_sql_store(client))
     assert problem == "table 'params' lacks value"
     assert type(sinks.make_sink(client)) is sinks.ClientSink
+
+
+def test_optuna_truncnorm_log_ndtr_is_replaced_by_an_equal_function():
+    import numpy as np
+
+    with probing("optuna.samplers._tpe._truncnorm._log_ndtr"):
+        from optuna.samplers._tpe import _truncnorm
+
+        original = _truncnorm._log_ndtr_single
+        compat.optuna_vectorised_truncnorm()
+        compat.optuna_vectorised_truncnorm()  # idempotent
+        patched = _truncnorm._log_ndtr
+    assert getattr(patched, "_nasorch", False)
+    # Every branch of Optuna's scalar version: the far left tail's series, the middle, the right.
+    a = np.array([-40.0, -25.0, -20.5, -19.0, -5.0, -0.3, 0.0, 0.7, 5.9, 6.5, 12.0])
+    want = np.array([original(float(x)) for x in a])
+    # Optuna approximates log(1 - x) by -x past a = 6; SciPy is exact there (~3e-8 apart).
+    np.testing.assert_allclose(patched(a), want, rtol=1e-6, atol=1e-300)
+    assert patched(a.reshape(1, -1)).shape == (1, a.size)
+
+
+def test_mlflow_artifact_uri():
+    with probing("mlflow.utils.uri.append_to_uri_path"):
+        assert compat.mlflow_artifact_uri("s3://b/x?a=1", "r1") == "s3://b/x/r1/artifacts?a=1"
+        assert compat.mlflow_artifact_uri("/tmp/m/1", "r1") == "/tmp/m/1/r1/artifacts"
+
+
+def test_ray_validate_cluster_config():
+    import yaml
+
+    from tests.conftest import ROOT
+
+    cluster = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    with probing("ray.autoscaler._private.util.prepare_config / validate_config"):
+        merged = compat.ray_validate_cluster_config(cluster)
+    assert merged["head_node_type"] == cluster["head_node_type"]

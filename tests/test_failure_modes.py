@@ -205,6 +205,22 @@ def test_a_trainable_next_to_the_config_is_found_without_pythonpath(tmp_path):
     assert "Top 2 of 2 trials by score" in done.stdout
 
 
+def test_a_trainable_in_the_working_folder_is_found(tmp_path, monkeypatch):
+    """The other place a user's module is looked for: the folder `nasorch` runs in (the config
+    elsewhere, no PYTHONPATH)."""
+    from orchestrator.components import import_function, load_config
+
+    work, project = tmp_path / "work", tmp_path / "project"
+    work.mkdir(), project.mkdir()
+    (work / "nasorch_cwd_trainable.py").write_text("def train(config):\n    return 42\n")
+    (project / "c.yaml").write_text(yaml.safe_dump(GOOD))
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    cfg = load_config(str(project / "c.yaml"))
+    assert cfg.module_dirs() == [str(project), str(work)]
+    assert import_function("nasorch_cwd_trainable:train", cfg.module_dirs())({}) == 42
+
+
 def test_a_missing_user_module_names_where_it_was_looked_for(workdir, capsys):
     config = write_config(workdir, trainable={"name": "no_such_nasorch_module:train"})
     assert main(["run", config]) == 2

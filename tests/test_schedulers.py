@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from ray.tune.schedulers import AsyncHyperBandScheduler, MedianStoppingRule, TrialScheduler
 
 import orchestrator
+from orchestrator import compat
 from orchestrator.schedulers import SCHEDULERS
 from orchestrator.schedulers.population import KEEP, PBT, is_log
 from orchestrator.schedulers.stopping import ASHA, Hyperband, MedianStopping, predict_final
@@ -121,7 +122,9 @@ def test_median_reasons_and_unchanged_decisions():
 
 def test_hyperband_bracket_records_the_halving():
     sched = _ready(Hyperband(time_attr="training_iteration", max_t=9, reduction_factor=3))
-    bracket = sched._create_bracket(2)  # 9 trials from epoch 1, keep a third at each rung
+    bracket = compat.hyperband_create_bracket(
+        sched, 2
+    )  # 9 trials from epoch 1, keep a third at each rung
     trials = [FakeTrial(f"t{i}") for i in range(9)]
     for i, t in enumerate(trials):
         bracket.add_trial(t)
@@ -188,7 +191,7 @@ def test_pbt_exploit_keeps_identity_and_bounds_and_is_recorded():
     receiver = FakeTrial("r", {"arch": {"w": 1}, "trial_number": 2, "seed": 2, "lr": 1e-3})
     donor = FakeTrial("d", {"arch": {"w": 9}, "trial_number": 5, "seed": 5, "lr": 0.1})
     donor.config["dropout"] = receiver.config["dropout"] = 0.5
-    new, _ = sched._get_new_config(receiver, donor)
+    new, _ = compat.pbt_new_config(sched, receiver, donor)
     assert new["arch"] == {"w": 9}  # the donor's network comes with its weights
     assert {k: new[k] for k in KEEP} == {"trial_number": 2, "seed": 2}
     assert new["lr"] <= 0.1 and new["dropout"] <= 0.5  # x1.2 is clipped to the bounds

@@ -125,7 +125,7 @@ def result_trial_id(result: Any) -> str:
 
 def trial_dirname(trial: Any) -> str:
     """t007_1a2b3c4d rather than Ray's folder named after the whole config."""
-    return f"t{trial.config.get('trial_number', 0):03d}_{trial.trial_id}"
+    return f"{T.trial_name(T.trial_number(trial.config))}_{trial.trial_id}"
 
 
 def checkpoint_uri(checkpoint: Any) -> str:

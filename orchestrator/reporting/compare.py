@@ -25,7 +25,7 @@ from orchestrator.reporting.plots import best_so_far, child_runs
 from orchestrator.tracking.session import client_for, runs_page_url
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-SEARCH_FILTER = "tags.`nasorch.role` = 'search'"
+SEARCH_FILTER = f"tags.`{T.ROLE}` = '{T.SEARCH}'"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +95,7 @@ def resolve_searches(client: Any, refs: list[str], uri: str) -> list[Any]:
                 parent = run.data.tags.get("mlflow.parentRunId")
                 runs = [client.get_run(parent) if parent else run]
                 if runs[0].data.tags.get(T.ROLE) != "search":
-                    raise UserError(f"{ref}: run is not a nasorch search (tag nasorch.role)")
+                    raise UserError(f"{ref}: run is not a nasorch search (tag {T.ROLE})")
         if not runs:
             exp = _experiment(client, ref)
             if exp is None:

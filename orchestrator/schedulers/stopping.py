@@ -101,15 +101,17 @@ class _RecordingBracket(compat.hyperband_bracket_class()):
         return good, bad
 
 
-class Hyperband(StopReasons, HyperBandScheduler):
+def _share_reasons(scheduler: Any, bracket: _RecordingBracket) -> None:
+    bracket.reasons, bracket.worse = scheduler.stop_reasons, scheduler._worse()
+
+
+class Hyperband(
+    StopReasons,
+    compat.hyperband_with_bracket_class(HyperBandScheduler, _RecordingBracket, _share_reasons),
+):
     def __init__(self, **kwargs: Any):
         super().__init__(**self._clock(kwargs))
         self.stop_reasons = {}
-
-    def _create_bracket(self, s: int) -> Any:  # Ray's hook for a new bracket
-        bracket = compat.hyperband_new_bracket(self, _RecordingBracket, s)
-        bracket.reasons, bracket.worse = self.stop_reasons, self._worse()
-        return bracket
 
 
 class MedianStopping(StopReasons, MedianStoppingRule):

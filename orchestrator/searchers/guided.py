@@ -27,6 +27,7 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 from orchestrator.searchers._common import primary
 from orchestrator.searchers.base import Strategy, Value
@@ -193,7 +194,8 @@ def fit_predict(x: np.ndarray, y: np.ndarray, xq: np.ndarray) -> tuple[np.ndarra
                 chol = np.linalg.cholesky(k + noise * np.eye(len(y)))
             except np.linalg.LinAlgError:
                 continue
-            alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, y))
+            # Triangular solves: O(n^2) where a general solve is O(n^3) (70% of an ask at 200).
+            alpha = solve_triangular(chol.T, solve_triangular(chol, y, lower=True), lower=False)
             nll = 0.5 * y @ alpha + np.log(np.diag(chol)).sum()
             if best is None or nll < best[0]:
                 best = (nll, rel, chol, alpha)
@@ -202,7 +204,7 @@ def fit_predict(x: np.ndarray, y: np.ndarray, xq: np.ndarray) -> tuple[np.ndarra
     _, rel, chol, alpha = best
     kq = np.exp(-_sqdist(xq, x) / (2 * rel * scale))
     mean = kq @ alpha
-    v = np.linalg.solve(chol, kq.T)
+    v = solve_triangular(chol, kq.T, lower=True)
     var = np.clip(1.0 - (v * v).sum(0), 1e-12, None)
     return mean, np.sqrt(var)
 

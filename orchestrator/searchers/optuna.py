@@ -25,6 +25,7 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState, create_trial
 
+from orchestrator.compat import optuna_vectorised_truncnorm
 from orchestrator.searchers.base import Strategy, Value
 from search_spaces.base import Arch, SearchSpace
 
@@ -93,6 +94,7 @@ class OptunaStrategy(Strategy):
     def _new_study(self, sampler: Any = None) -> None:
         sampler = sampler or SAMPLERS[self.sampler_name](seed=self.seed, **self.sampler_options)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna_vectorised_truncnorm()
         self.study = optuna.create_study(directions=self.directions, sampler=sampler)
         self._pending: dict[str, list[optuna.trial.Trial]] = defaultdict(list)
 

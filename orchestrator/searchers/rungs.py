@@ -16,6 +16,7 @@ the model from favouring fast starters that ASHA would later stop.
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 from orchestrator.searchers._common import primary
@@ -47,6 +48,7 @@ class RungGuidedSearch(Strategy):
         self.guide = GuidedSearch(space, mode=mode, top_k=top_k, max_points=max_points)
         self.guide.rng = self.rng
         self.curves: dict[str, dict[str, Any]] = {}  # key -> {"arch", "scores": {epoch: score}}
+        self.reached: dict[str, int] = {}  # key -> deepest epoch seen (derived from `curves`)
         self.n_asked = 0
 
     def ask(self) -> Arch:
@@ -63,8 +65,10 @@ class RungGuidedSearch(Strategy):
         return pick
 
     def observe(self, arch: Arch, epoch: int, value: float) -> None:
-        entry = self.curves.setdefault(self.space.key(arch), {"arch": arch, "scores": {}})
+        key = self.space.key(arch)
+        entry = self.curves.setdefault(key, {"arch": arch, "scores": {}})
         entry["scores"][str(int(epoch))] = self.score(float(value))
+        self.reached[key] = max(self.reached.get(key, 0), int(epoch))
 
     def tell(self, arch: Arch, value: Value) -> None:
         self.guide.asked.add(self.space.key(arch))
@@ -73,10 +77,9 @@ class RungGuidedSearch(Strategy):
 
     def fidelity(self) -> int | None:
         """The deepest epoch at least `min_points` architectures have reached."""
-        reached = sorted((max(map(int, e["scores"])) for e in self.curves.values()), reverse=True)
-        if len(reached) < self.min_points:
+        if len(self.reached) < self.min_points:
             return None
-        return reached[self.min_points - 1]
+        return heapq.nlargest(self.min_points, self.reached.values())[-1]
 
     def at(self, epoch: int) -> list[tuple[Arch, float]]:
         """Each architecture's score at `epoch` (those that reached it)."""
@@ -98,5 +101,6 @@ class RungGuidedSearch(Strategy):
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.curves = state["curves"]
+        self.reached = {k: max(map(int, e["scores"])) for k, e in self.curves.items()}
         self.guide.asked = set(state["asked"])
         self.n_asked = state["n_asked"]

@@ -76,7 +76,8 @@ class SimResult:
     epochs: int = 0
     end_time: float = 0.0
     cpu: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_CPU, 0.0))
-    cost_at: list[tuple[int, float]] = field(default_factory=list)  # (trials, cpu s per trial)
+    # (trials, cpu s per trial over the trials since the previous mark): what a trial costs now
+    cost_at: list[tuple[int, float]] = field(default_factory=list)
 
     def best_at(self, t: float) -> float | None:
         best = None
@@ -118,6 +119,7 @@ class Simulation:
         self.finished_suggesting = False
         self.result = SimResult()
         self.cost_marks = sorted(cost_marks)
+        self._last_mark = (0, 0.0)
         self._best: float | None = None
 
     # ---- the loop ----------------------------------------------------------------------------
@@ -178,7 +180,11 @@ class Simulation:
         if self.cost_marks and self.result.trials == self.cost_marks[0]:
             self.cost_marks.pop(0)
             total = self.result.cpu["searcher"] + self.result.cpu["scheduler"]
-            self.result.cost_at.append((self.result.trials, total / self.result.trials))
+            n0, total0 = self._last_mark
+            self._last_mark = (self.result.trials, total)
+            self.result.cost_at.append(
+                (self.result.trials, (total - total0) / (self.result.trials - n0))
+            )
         return trial
 
     def _start(self, trial: SimTrial) -> None:

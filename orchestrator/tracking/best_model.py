@@ -64,7 +64,7 @@ def log_best_model(
             name="best_model",
             input_example=example,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            tags={"nasorch.trial": best["trial"], T.ARCH: best["arch"]},
+            tags={T.MODEL_TRIAL: best["trial"], T.ARCH: best["arch"]},
             registered_model_name=register_as,
         )
         if scores:

@@ -209,7 +209,7 @@ class MlflowTracker(Callback):
             T.STATUS: "running",
         }
         params = {k: str(v)[:6000] for k, v in self.flatten(config).items()}
-        name = f"t{number:03d} {self.describe(arch)}"
+        name = f"{T.trial_name(number)} {self.describe(arch)}"
         self.run_ids[trial.trial_id] = "pending"
         self._curves[trial.trial_id] = []  # started in this session: its whole curve is seen
         cost = {k: float(v) for k, v in (config.get("cost") or {}).items()}  # from the gate

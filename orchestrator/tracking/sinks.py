@@ -116,7 +116,6 @@ class SqlSink(ClientSink):
     def create(self, experiment_id: str, name: str, tags: dict[str, str]) -> str:
         # What SqlAlchemyStore.create_run writes, with the id chosen here.
         from mlflow.entities import LifecycleStage, RunStatus, SourceType
-        from mlflow.utils.uri import append_to_uri_path
 
         models = compat.mlflow_sql_models()
 
@@ -127,7 +126,7 @@ class SqlSink(ClientSink):
         root = self.artifact_roots[experiment_id]
         run = models.run(
             name=name,
-            artifact_uri=append_to_uri_path(root, run_id, "artifacts"),
+            artifact_uri=compat.mlflow_artifact_uri(root, run_id),
             run_uuid=run_id,
             experiment_id=int(experiment_id),
             source_type=SourceType.to_string(SourceType.UNKNOWN),

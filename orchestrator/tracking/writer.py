@@ -285,7 +285,7 @@ class _Writer:
         trial_of = {run_id: trial_id for trial_id, run_id in self.run_ids.items()}
         for run_id, kind, key, why in self.sink.rejected:
             number = self.trials.get(trial_of.get(run_id, ""), [0])[0]
-            name = f"t{int(number):03d}" if number else run_id[:8]
+            name = T.trial_name(number) if number else run_id[:8]
             self.rejected.append(f"{name}: {kind} {key!r} ({why})")
         self.sink.rejected.clear()
 
