@@ -32,6 +32,7 @@ ERROR = "nasorch.error"
 NODE = "nasorch.node"
 NODE_IP = "nasorch.node_ip"
 NODE_ID = "nasorch.node_id"
+DEVICE = "nasorch.device"  # what the trial trained on: cpu, cuda:0 <GPU name>
 STOP_REASON = "nasorch.stop_reason"
 PBT_DONOR = "nasorch.pbt.donor"
 PBT_DONOR_TRIAL_ID = "nasorch.pbt.donor_trial_id"

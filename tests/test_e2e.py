@@ -93,6 +93,8 @@ def test_child_runs_per_trial_with_curves(search):
         assert tags["nasorch.arch_hash"] == row.arch_hash
         assert json.loads(tags["nasorch.arch"])["layers"]
         assert tags["nasorch.node"]
+        assert tags["nasorch.device"] == "cpu"  # what it trained on (no GPU here)
+        assert run.data.metrics["cpu_utilization"] > 0  # per epoch, with the device
         assert run.data.params["arch.activation"] in ("relu", "tanh", "gelu")
         assert "arch.layers.0.width" in run.data.params
         history = client.get_metric_history(run.info.run_id, "val_accuracy")

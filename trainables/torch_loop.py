@@ -213,6 +213,7 @@ def train(config: dict[str, Any], model: Any = None) -> None:
 
     from search_spaces import SEARCH_SPACES
     from trainables import recipe
+    from trainables.device import DeviceMeter
 
     opts = TorchOptions(**config.get("trainable_options", {}))
     spec = config["search_space"]
@@ -267,6 +268,7 @@ def train(config: dict[str, Any], model: Any = None) -> None:
     x_va, y_va = to_device(data.x_val), to_device(data.y_val)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
     plain_loss = torch.nn.CrossEntropyLoss()
+    meter = DeviceMeter(device)
 
     for epoch in range(start_epoch + 1, opts.epochs + 1):
         factor = recipe.lr_factor(
@@ -305,6 +307,7 @@ def train(config: dict[str, Any], model: Any = None) -> None:
             "lr": lr * factor,
             "num_params": num_params,
             "node_id": node_id,
+            **meter.epoch_metrics(),  # device, gpus_given, GPU or CPU utilisation
         }
         report_state(
             metrics,

@@ -76,7 +76,7 @@ def fit_and_record(
         if delivered.get("unsent"):  # MLflow takes nothing now: the summary waits for resume
             tracker.delivery_problem = "the search's summary was not recorded either"
             return search_result(cfg, tracking, experiment_path, trials, best, summary, timings)
-        extra = {**strategy.summary(), **gate.summary()}
+        extra = {**strategy.summary(), **gate.summary(), **tracker.devices.hours()}
         budgets = {
             "time_budget": (restored.take("time_budget"), f"time budget ({cfg.time_budget})"),
             "accelerator_hours": (

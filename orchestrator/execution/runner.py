@@ -132,6 +132,7 @@ def _new_tuner(
         max_epochs=known_epochs,
         scheduler=scheduler,  # stop reasons and PBT lineage, tagged on the trials' runs
         metric=cfg.metric,
+        gpu_per_trial=cfg.resources.gpu,
     )
     # Ray's JSON log (result.json) stays: resume recovers from it. Its CSV and TensorBoard
     # loggers are left out (MLflow has it all); they cost a thread and a file per trial.

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator import tags as T
+
 # Keys Ray Tune adds to every result; they are bookkeeping, not the trial's metrics.
 TUNE_KEYS = {
     "timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
@@ -82,3 +84,47 @@ class RepeatFilter:
                 current[key] = value
         out = [(values, at, stamp) for (at, stamp), values in sorted(held.items())]
         return [*out, (current, step, ts)] if current else out
+
+
+class DeviceUse:
+    """Which device each trial trained on (the trainable's `device` result, e.g. `cpu` or
+    `cuda:0 NVIDIA H200`) and for how long: a trial's device tag, the one warning when trials
+    given GPUs trained on the CPU, and the accelerator hours used next to those reserved."""
+
+    def __init__(self, gpu_per_trial: float = 0.0):
+        self.gpu = float(gpu_per_trial)
+        self.devices: dict[str, str] = {}  # trial id -> device
+        self.seconds: dict[str, float] = {}  # trial id -> its running time so far
+        self.warned = False
+
+    def note(self, trial_id: str, name: str, result: dict) -> tuple[dict[str, str], str | None]:
+        """(tags for the trial's run when its device is first seen, a warning or None)."""
+        self.seconds[trial_id] = float(result.get("time_total_s") or 0.0)
+        device = result.get("device")
+        if not isinstance(device, str) or trial_id in self.devices:
+            return {}, None
+        self.devices[trial_id] = device
+        warning = None
+        if device == "cpu" and (result.get("gpus_given") or 0) > 0 and not self.warned:
+            self.warned = True
+            warning = (
+                f"nasorch: warning: trial {name} was given {self.gpu:g} GPU but trained on the "
+                f"CPU (torch sees no usable CUDA device on node {result.get('node_ip', '?')}: a "
+                "CPU-only torch, no driver, or a node that only advertises GPUs); each trial's "
+                "device is its run's nasorch.device tag"
+            )
+        return {T.DEVICE: device}, warning
+
+    def hours(self) -> dict[str, float]:
+        """accelerator_hours_reserved: running time x resources.gpu over every trial;
+        accelerator_hours_used: the same over the trials that trained on a CUDA device (only
+        when the trainable says its device)."""
+        if self.gpu <= 0:
+            return {}
+        out = {"accelerator_hours_reserved": sum(self.seconds.values()) * self.gpu / 3600}
+        if self.devices:
+            on_gpu = [t for t, d in self.devices.items() if d.startswith("cuda")]
+            out["accelerator_hours_used"] = (
+                sum(self.seconds.get(t, 0.0) for t in on_gpu) * self.gpu / 3600
+            )
+        return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import sys
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ from orchestrator.resume.state_file import SearchState
 from orchestrator.tracking import writer as writers
 from orchestrator.tracking.events import (
     STATUS_TO_MLFLOW,
+    DeviceUse,
     RepeatFilter,
     reported_metrics,
     status_of,
@@ -49,6 +51,7 @@ class MlflowTracker(Callback):
         max_epochs: int | None = None,
         scheduler: Any = None,
         metric: str | None = None,
+        gpu_per_trial: float = 0.0,
     ):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
@@ -77,6 +80,7 @@ class MlflowTracker(Callback):
         self.delivery_problem: str | None = None  # set by the runner: the summary failed
         self.last_error: str | None = None  # the last failed trial's exception, one line
         self._nodes: set[str] = set()
+        self.devices = DeviceUse(gpu_per_trial)  # device tags, the CPU warning, GPU-hours
         self._flushes = 0
         self._start()
 
@@ -100,6 +104,7 @@ class MlflowTracker(Callback):
         self.__dict__.update(state)
         for name in ("scheduler", "metric"):  # a snapshot by an older nasorch lacks them
             self.__dict__.setdefault(name, None)
+        self.__dict__.setdefault("devices", DeviceUse())
         self._curves, self._ended = {}, {}  # a resumed driver saw no trial from its start
         self._repeats = RepeatFilter(always=self.metric)
         self._reconciled = False
@@ -278,6 +283,13 @@ class MlflowTracker(Callback):
             }
             tags = {k: str(v) for k, v in where.items() if v}
             self._queue.put(("tags", trial.trial_id, tags))
+        device_tags, warning = self.devices.note(
+            trial.trial_id, T.trial_name(T.trial_number(trial.config)), result
+        )
+        if device_tags:
+            self._queue.put(("tags", trial.trial_id, device_tags))
+        if warning:
+            print(warning, file=sys.stderr)
         notes = getattr(self.scheduler, "result_notes", None)
         if notes:  # PBT: the hyperparameters in force (hp_*) and, after an exploit, the lineage
             extra, lineage = notes(trial.trial_id, result)
