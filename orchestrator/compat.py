@@ -50,20 +50,31 @@ def ray_temp_root() -> str:
 # the median rule's running means); PBT's lineage needs its exploit step. Ray exposes none of it.
 
 
-def asha_rung(scheduler: Any, trial_id: str, t: float | None) -> tuple[float, float, int] | None:
-    """(milestone, cutoff in the metric's units, trials recorded there) of the ASHA rung a
-    result at time `t` reaches, as Ray's `_Bracket.on_result` finds it; None when none."""
+def asha_rung(scheduler: Any, trial_id: str, t: float | None) -> tuple[float, dict] | None:
+    """(milestone, that rung's recorded results) of the ASHA rung a result at time `t` reaches,
+    as Ray's `_Bracket.on_result` finds it; None when none. Call it before the result is
+    recorded; `asha_cutoff` then gives the cutoff the result was measured against."""
     bracket = scheduler._trial_info.get(trial_id)
     if bracket is None or t is None:
         return None
     for milestone, recorded in bracket._rungs:
         if t < milestone or trial_id in recorded:
             continue
-        cutoff = bracket.cutoff(recorded)
-        if cutoff is None:
-            return None
-        return milestone, float(cutoff) * scheduler._metric_op, len(recorded)
+        return milestone, recorded
     return None
+
+
+def asha_cutoff(
+    scheduler: Any, trial_id: str, rung: tuple[float, dict]
+) -> tuple[float, int] | None:
+    """(cutoff in the metric's units, trials recorded before this one) of `rung` as it was
+    before `trial_id`'s result was recorded in it (computed only when a trial is stopped)."""
+    _, recorded = rung
+    before = {k: v for k, v in recorded.items() if k != trial_id}
+    cutoff = scheduler._trial_info[trial_id].cutoff(before)
+    if cutoff is None:
+        return None
+    return float(cutoff) * scheduler._metric_op, len(before)
 
 
 def asha_state(scheduler: Any) -> dict[str, Any]:

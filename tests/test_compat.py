@@ -81,13 +81,20 @@ def test_asha_rungs_cutoffs_and_state():
     with probing("AsyncHyperBandScheduler._trial_info / _Bracket._rungs / cutoff"):
         for t in trials:
             scheduler.on_trial_add(None, t)
-        assert compat.asha_rung(scheduler, "t0", 1) is None  # nothing recorded yet: no cutoff
+        empty = compat.asha_rung(scheduler, "t0", 1)
+        assert empty == (1, {}) and compat.asha_cutoff(scheduler, "t0", empty) is None  # no cutoff
         for i, t in enumerate(trials[:3]):
             scheduler.on_trial_result(None, t, {"training_iteration": 1, "acc": 0.1 * (i + 1)})
-        milestone, cutoff, recorded = compat.asha_rung(scheduler, "t3", 1)
-        assert (milestone, recorded) == (1, 3) and 0.1 < cutoff < 0.3
+        rung = compat.asha_rung(scheduler, "t3", 1)
+        cutoff, recorded = compat.asha_cutoff(scheduler, "t3", rung)
+        assert (rung[0], recorded) == (1, 3) and 0.1 < cutoff < 0.3
+        # after t3's result is recorded, the cutoff it was measured against is the same
+        scheduler.on_trial_result(None, trials[3], {"training_iteration": 1, "acc": 0.05})
+        assert compat.asha_cutoff(scheduler, "t3", rung) == (cutoff, 3)
         state = compat.asha_state(scheduler)
-        assert state["rungs"][0][-1] == {"t0": 0.1, "t1": 0.2, "t2": pytest.approx(0.3)}
+        assert state["rungs"][0][-1] == {
+            "t0": 0.1, "t1": 0.2, "t2": pytest.approx(0.3), "t3": 0.05
+        }  # fmt: skip
         fresh = _asha()
         compat.asha_restore(fresh, state)
         assert compat.asha_state(fresh) == state

@@ -67,10 +67,11 @@ class ASHA(StopReasons, AsyncHyperBandScheduler):
         action = super().on_trial_result(tune_controller, trial, result)
         epoch = result.get(TIME_ATTR, 0)
         if action == STOP and epoch < self.max_epochs:  # at max_t ASHA "stops" a finished trial
-            if rung is None:
+            measured = None if rung is None else compat.asha_cutoff(self, trial.trial_id, rung)
+            if measured is None:
                 self.stop_reasons[trial.trial_id] = f"asha: stopped at epoch {epoch:g}"
             else:
-                milestone, cutoff, others = rung
+                milestone, (cutoff, others) = rung[0], measured
                 value = result[self.metric]
                 self.stop_reasons[trial.trial_id] = (
                     f"asha rung {milestone:g}: {self.metric} {value:.4f} {self._worse()} the "
