@@ -38,3 +38,18 @@ def test_a_resumed_search_says_so():
     restored = pickle.loads(pickle.dumps(progress))  # what Ray does on `nasorch resume`
     line = restored.line([])
     assert line.startswith("[resumed,") and "   0.0s]" in line
+
+
+def test_trials_waiting_with_none_running_say_they_wait_for_nodes(monkeypatch):
+    from orchestrator.execution import progress as module
+
+    now = [100.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
+    progress = Progress("acc", "max", total=2, stream=io.StringIO())
+    waiting = [trial(1, "PENDING"), trial(2, "PENDING")]
+    assert "waiting for nodes" not in progress.line(waiting)  # trials start in a moment
+    now[0] += module.STARVED_AFTER_S
+    assert "2 pending (waiting for nodes) |" in progress.line(waiting)
+    assert "waiting" not in progress.line([trial(1), trial(2, "PENDING")])  # one runs
+    now[0] += 60
+    assert "waiting" not in progress.line([trial(1, "PENDING")])  # the clock starts again

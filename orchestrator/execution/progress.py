@@ -13,6 +13,9 @@ from orchestrator.resume import restored
 from orchestrator.tracking.events import trial_status
 
 
+STARVED_AFTER_S = 10.0  # no trial running this long while some wait: waiting for nodes
+
+
 class Progress(Callback):
     def __init__(
         self,
@@ -90,10 +93,22 @@ class Progress(Callback):
         clock = f"[resumed, {elapsed:6.1f}s]" if self.resumed else f"[{elapsed:6.1f}s]"
         extra = f", {early} stopped early" if early else ""
         extra += f", {errored} errored" if errored else ""
+        waiting = " (waiting for nodes)" if self._starved(running, trials) else ""
         return (
             f"{clock} trials: {done}/{self.total} finished{extra}, {running} running, "
-            f"{pending} pending | best {self.metric}: {best}"
+            f"{pending} pending{waiting} | best {self.metric}: {best}"
         )
+
+    def _starved(self, running: int, trials: list[Any]) -> bool:
+        """Trials waiting to start and none running for 10 s: no node can take one now (an
+        autoscaler starting nodes, or nodes that are gone)."""
+        now = time.monotonic()
+        if running or not any(t.status == "PENDING" for t in trials):
+            self._idle_since = None
+            return False
+        if getattr(self, "_idle_since", None) is None:
+            self._idle_since = now
+        return now - self._idle_since >= STARVED_AFTER_S
 
     def _print(self, line: str, force: bool = False) -> None:
         if not getattr(self, "enabled", True):

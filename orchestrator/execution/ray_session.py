@@ -22,6 +22,7 @@ from typing import Any
 from orchestrator import compat
 from orchestrator.config import ExperimentConfig
 from orchestrator.errors import UserError, first_line
+from orchestrator.execution import capacity
 
 
 def init_ray(address: str | None) -> None:
@@ -93,27 +94,6 @@ def _check_address(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-def check_resources(cpu: float, gpu: float, nodes: list[dict], can_grow: bool) -> str | None:
-    """None when some node can hold one trial; otherwise what is missing, in one line. A
-    cluster that can grow (an autoscaler, or nodes the user may still add) only gets a note;
-    a private local Ray never grows, so there it is an error (the caller raises it)."""
-    need = {k: v for k, v in (("CPU", cpu), ("GPU", gpu)) if v > 0}
-    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
-    if any(all(r.get(k, 0.0) >= v for k, v in need.items()) for r in alive):
-        return None
-    short = [k for k, v in need.items() if not any(r.get(k, 0.0) >= v for r in alive)]
-    asked = " and ".join(f"{need[k]:g} {k}" for k in (short or need))
-    field = " / ".join(f"resources.{k.lower()}" for k in (short or need))
-    offers = "; ".join(
-        f"node {i + 1}: {r.get('CPU', 0):g} CPU, {r.get('GPU', 0):g} GPU"
-        for i, r in enumerate(alive)
-    )
-    what = f"{field}: each trial asks for {asked}"
-    if can_grow:
-        return f"{what}; no node offers that yet ({offers or 'no nodes'}): waiting for one"
-    return f"{what}, but no node of this Ray offers it ({offers or 'no nodes'})"
-
-
 # Ray's messages that nasorch says better itself: for each resumed trial Ray looks for its
 # result.json next to the experiment, where a crash may have left none (recovery.py reads the
 # staging copy); after Ctrl+C it tells to resume with `Tuner.restore(...)`, nasorch with
@@ -182,14 +162,31 @@ def connect(cfg: ExperimentConfig, address: str | None) -> None:
 
 
 def check_cluster_resources(cfg: ExperimentConfig, address: str | None) -> None:
-    """A trial that no node can ever hold would wait forever: say so now."""
+    """A trial that no node can ever hold would wait forever: say so now. On a cluster, the
+    autoscaler's node types decide (when its config is found: see capacity.find_cluster_config)."""
     import ray
 
-    problem = check_resources(cfg.resources.cpu, cfg.resources.gpu, ray.nodes(), bool(address))
+    cpu, gpu = cfg.resources.cpu, cfg.resources.gpu
+    problem = capacity.check_resources(cpu, gpu, ray.nodes(), bool(address))
     if problem and not address:
         raise UserError(problem)
-    if problem:
-        print(f"nasorch: note: {problem}", file=sys.stderr)
+    if not problem:
+        return
+    path = capacity.find_cluster_config()
+    if path is not None:
+        try:
+            verdict = capacity.check_node_types(
+                cpu, gpu, capacity.load_cluster_config(path), str(path)
+            )
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        if verdict is not None:
+            line, fatal = verdict
+            if fatal:
+                raise UserError(line)
+            print(f"nasorch: {line}", file=sys.stderr)
+            return
+    print(f"nasorch: note: {problem}", file=sys.stderr)
 
 
 def ship_user_module(trainable_name: str) -> None:
