@@ -17,13 +17,12 @@ from typing import Any
 
 def gpus_given() -> int:
     """GPUs Ray assigned to this process (CUDA_VISIBLE_DEVICES as Ray sets it), 0 outside Ray."""
-    try:
-        import ray
+    import ray
 
+    if ray.is_initialized():  # (ray.get_gpu_ids() would start a Ray of its own otherwise)
         return len(ray.get_gpu_ids())
-    except Exception:  # not in a Ray worker
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-        return len([d for d in visible.split(",") if d.strip()])
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return len([d for d in visible.split(",") if d.strip()])
 
 
 def describe(device: Any) -> str:
