@@ -23,6 +23,7 @@ import csv
 import functools
 import multiprocessing
 import os
+import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -98,13 +99,20 @@ def execute(args: argparse.Namespace) -> int:
     ]
     processes = max(1, min(args.processes or os.cpu_count() or 1, len(tasks)))
     began = time.perf_counter()
-    if processes == 1:
-        runs = [run_one(*t) for t in tasks]
-    else:
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            runs = pool.starmap(run_one, tasks, chunksize=1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # Each run's row is appended to runs.csv as it finishes (a long grid cut short keeps what
+    # it ran); every file is written whole, in the grid's order, at the end.
+    done: dict[int, dict] = {}
+    with open(out / "runs.csv", "w", newline="") as partial:
+        if processes == 1:
+            finished = ((i, run_one(*t)) for i, t in enumerate(tasks))
+            _collect(finished, done, partial, len(tasks))
+        else:
+            with multiprocessing.get_context("fork").Pool(processes) as pool:
+                finished = pool.imap_unordered(_indexed, list(enumerate(tasks)))
+                _collect(finished, done, partial, len(tasks))
+    runs = [done[i] for i in range(len(tasks))]
     write_outputs(out, runs, plots=not args.no_plots)
     summary = summarize(runs)
     print(format_table(summary, grid["combos"]))
@@ -113,6 +121,23 @@ def execute(args: argparse.Namespace) -> int:
         f"process(es); wrote {out}/runs.csv, trajectory.csv, rungs.csv, summary.csv"
     )
     return 0
+
+
+def _indexed(task: tuple[int, tuple]) -> tuple[int, dict[str, Any]]:
+    return task[0], run_one(*task[1])
+
+
+def _collect(finished: Any, done: dict[int, dict], partial: Any, total: int) -> None:
+    writer = None
+    for i, run in finished:
+        done[i] = run
+        if writer is None:
+            writer = csv.DictWriter(partial, fieldnames=list(run["row"]))
+            writer.writeheader()
+        writer.writerow(run["row"])
+        partial.flush()
+        if total >= 20 and len(done) % max(total // 20, 1) == 0:
+            print(f"nasorch simulate: {len(done)}/{total} runs done", file=sys.stderr, flush=True)
 
 
 @functools.lru_cache(maxsize=16)
