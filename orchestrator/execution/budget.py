@@ -10,6 +10,7 @@ import time
 from ray.tune.stopper import Stopper
 
 from orchestrator.resume import restored
+from orchestrator.tracking.events import gpu_hours
 
 
 class TimeBudget(Stopper):
@@ -58,7 +59,7 @@ class AcceleratorBudget(Stopper):
         restored.register("accelerator_budget", self)
 
     def spent_hours(self) -> float:
-        return sum(self.seconds.values()) * self.gpu / 3600
+        return gpu_hours(self.seconds, self.gpu)
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         self.seconds[trial_id] = float(result.get("time_total_s", 0.0))

@@ -86,6 +86,13 @@ class RepeatFilter:
         return [*out, (current, step, ts)] if current else out
 
 
+def gpu_hours(seconds: dict[str, float], gpu_per_trial: float) -> float:
+    """GPU-hours held: each trial's running time (Ray's `time_total_s`) times its share of a GPU
+    (`resources.gpu`), summed. The accelerator budget and the hours on the parent run count
+    with it."""
+    return sum(seconds.values()) * gpu_per_trial / 3600
+
+
 class DeviceUse:
     """Which device each trial trained on (the trainable's `device` result, e.g. `cpu` or
     `cuda:0 NVIDIA H200`) and for how long: a trial's device tag, the one warning when trials
@@ -121,10 +128,9 @@ class DeviceUse:
         when the trainable says its device)."""
         if self.gpu <= 0:
             return {}
-        out = {"accelerator_hours_reserved": sum(self.seconds.values()) * self.gpu / 3600}
+        out = {"accelerator_hours_reserved": gpu_hours(self.seconds, self.gpu)}
         if self.devices:
-            on_gpu = [t for t, d in self.devices.items() if d.startswith("cuda")]
-            out["accelerator_hours_used"] = (
-                sum(self.seconds.get(t, 0.0) for t in on_gpu) * self.gpu / 3600
-            )
+            cuda = {t for t, d in self.devices.items() if d.startswith("cuda")}
+            on_gpu = {t: s for t, s in self.seconds.items() if t in cuda}
+            out["accelerator_hours_used"] = gpu_hours(on_gpu, self.gpu)
         return out
