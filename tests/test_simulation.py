@@ -109,6 +109,19 @@ def test_a_simulation_is_deterministic_and_asha_stops_trials(tmp_path):
     assert fifo.epochs > runs[0].epochs
 
 
+def test_decision_cost_is_read_at_each_mark_for_the_trials_since_the_last():
+    source = build_source("nb201")
+    result = simulate(source, "guided", "asha", workers=8, seed=0, max_trials=60,
+                      cost_marks=(20, 60))  # fmt: skip
+    assert [n for n, _ in result.cost_at] == [20, 60]
+    assert all(cost > 0 for _, cost in result.cost_at)
+    total = result.cpu["searcher"] + result.cpu["scheduler"]
+    # 20 trials at the first cost, 40 at the second: the decision CPU up to the last mark, which
+    # is most of it (after it only the running trials' last epochs are decided)
+    spent = 20 * result.cost_at[0][1] + 40 * result.cost_at[1][1]
+    assert 0.5 * total < spent <= total + 1e-9
+
+
 @pytest.mark.parametrize("combo", ["tpe+asha", "rungs+asha", "guided+asha", "random+hyperband",
                                    "random+curve", "random+median"])  # fmt: skip
 def test_every_combination_runs_inside_the_table(tmp_path, combo):
