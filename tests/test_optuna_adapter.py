@@ -135,3 +135,36 @@ def test_multi_objective_nsga2_front_and_directions():
     front = {t.number for t in strat.study.best_trials}
     assert member not in front and len(strat.study.trials) - 1 in front
     assert front == _front(told, (1, -1))
+
+
+def test_tpe_history_is_bounded_keeping_the_best_and_pending_trials():
+    space = Space({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
+    strategy = OptunaStrategy(space, seed=0, max_history=50)
+    rng = random.Random(0)
+    running = [strategy.ask() for _ in range(8)]  # asked before any rebuild
+    told = []
+    for _ in range(300):
+        arch = running.pop(0)
+        value = -((arch["x"] - 0.3) ** 2) - (arch["y"] - 0.7) ** 2 + rng.gauss(0, 1e-3)
+        strategy.tell(arch, value)
+        told.append(value)
+        running.append(strategy.ask())
+    finished = strategy.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert 50 <= len(finished) <= 75  # rebuilt past 1.5 x max_history, back to max_history
+    # Every trial told, including those asked before a rebuild, reached the study; the 25
+    # best ever told are all still there (TPE's "good" group is unchanged by the bound).
+    kept = {t.value for t in finished}
+    assert set(sorted(told)[-25:]) <= kept
+    # The bounded study resumes exactly.
+    restored = OptunaStrategy(space, seed=0, max_history=50)
+    restored.load_state(json.loads(json.dumps(strategy.state())))
+    assert restored.ask() == strategy.ask()
+
+
+def test_history_bound_applies_to_tpe_with_one_objective_only():
+    space = Space({"x": Float(0.0, 1.0)})
+    assert OptunaStrategy(space, sampler="tpe").max_history == 1000
+    assert OptunaStrategy(space, sampler="cmaes").max_history is None
+    assert OptunaStrategy(space, directions=["maximize", "minimize"]).max_history is None
+    with pytest.raises(ValueError, match="max_history must be >= 50"):
+        OptunaStrategy(space, max_history=10)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from orchestrator.searchers._common import primary
+from orchestrator.searchers._common import one_blas_thread, primary
 from orchestrator.searchers.base import Strategy, Value
 from search_spaces.base import Arch, SearchSpace
 from search_spaces.candidates import CandidateSpace
@@ -143,7 +143,8 @@ class GuidedSearch(Strategy):
             done = [done[i] for i in keep]
         x = np.array([self.space.encode(a) for a, _ in done])
         y = normal_scores([s for _, s in done])
-        mean, std = fit_predict(x, y, np.array([self.space.encode(a) for a in cands]))
+        with one_blas_thread():
+            mean, std = fit_predict(x, y, np.array([self.space.encode(a) for a in cands]))
         if self.acquisition == "its":
             # Independent Thompson sampling (as in BANANAS): a posterior draw per candidate
             # explores more than a fixed bonus and escapes local optima more often.

@@ -4,6 +4,13 @@ Ray's stock OptunaSearch has been reported to run trials one at a time; here eve
 new Optuna trial at once, so as many trials run concurrently as the runner allows.
 The only conversion between our architectures and Optuna's parameters is `to_optuna`, a pure
 function that replays an architecture through the space's own define-by-run `suggest`.
+
+TPE's ask costs time linear in the trials it has seen (Optuna rebuilds every trial's parameters
+in Python on each ask), so a long search bounds what the sampler sees: past `max_history`
+finished trials (and again each time half as many more have finished), the study is rebuilt
+from the best trials TPE's own split would put in its "good" group and a uniform, seeded
+sample of the rest. The good group is then exactly the full history's, and the rest is an
+unbiased sample of the "bad" density, so proposals change little while the cost stops growing.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ from optuna.trial import TrialState, create_trial
 from orchestrator.compat import optuna_vectorised_truncnorm
 from orchestrator.searchers.base import Strategy, Value
 from search_spaces.base import Arch, SearchSpace
+
+# TPE's "good" group is at most 25 trials (Optuna's default gamma): a bounded history keeps them.
+KEEP_BEST = 25
 
 SAMPLERS = {
     "tpe": optuna.samplers.TPESampler,
@@ -82,6 +92,7 @@ class OptunaStrategy(Strategy):
         sampler: str = "tpe",
         sampler_options: dict[str, Any] | None = None,
         directions: list[str] | None = None,
+        max_history: int | None = 1000,
     ):
         super().__init__(space, mode=mode, seed=seed)
         if sampler not in SAMPLERS:
@@ -89,6 +100,11 @@ class OptunaStrategy(Strategy):
         self.sampler_name = sampler
         self.sampler_options = dict(sampler_options or {})
         self.directions = directions or ["maximize" if mode == "max" else "minimize"]
+        if max_history is not None and max_history < 2 * KEEP_BEST:
+            raise ValueError(f"max_history must be >= {2 * KEEP_BEST} or null, got {max_history}")
+        # Only TPE with one objective: CMA-ES and NSGA-II keep their own state in the trials.
+        bounded = sampler == "tpe" and len(self.directions) == 1
+        self.max_history = max_history if bounded else None
         self._new_study()
 
     def _new_study(self, sampler: Any = None) -> None:
@@ -97,6 +113,23 @@ class OptunaStrategy(Strategy):
         optuna_vectorised_truncnorm()
         self.study = optuna.create_study(directions=self.directions, sampler=sampler)
         self._pending: dict[str, list[optuna.trial.Trial]] = defaultdict(list)
+        self._finished = 0  # trials finished in this study (rebuilt past max_history)
+
+    def _bound_history(self) -> None:
+        """Past 1.5 x `max_history` finished trials, a new study with the best `KEEP_BEST` and a
+        seeded uniform sample of the rest: `max_history` in all (amortised O(1) per tell)."""
+        if self.max_history is None or self._finished <= self.max_history * 3 // 2:
+            return
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        done.sort(key=lambda t: t.value, reverse=self.directions[0] == "maximize")
+        best, rest = done[:KEEP_BEST], done[KEEP_BEST:]
+        keep = best + self.rng.sample(rest, min(len(rest), self.max_history - len(best)))
+        keep.sort(key=lambda t: t.number)  # in the order they were told
+        pending = self._pending  # trials still running stay in the old study until told
+        self._new_study(self.study.sampler)
+        self._pending = pending
+        self.study.add_trials(keep)
+        self._finished = len(keep)
 
     def ask(self) -> Arch:
         trial = self.study.ask()
@@ -107,21 +140,27 @@ class OptunaStrategy(Strategy):
     def tell(self, arch: Arch, value: Value) -> None:
         waiting = self._pending.get(self.space.key(arch))
         values = None if value is None else _as_list(value)
-        if waiting:
+        self._finished += 1
+        if waiting and waiting[0].study is self.study:
             trial = waiting.pop(0)
             if values is None:
                 self.study.tell(trial, state=TrialState.FAIL)
             else:
                 self.study.tell(trial, values)
+            self._bound_history()
             return
-        # An architecture this study did not ask for (restored or warm-started): record it.
-        params, dists = to_optuna(self.space, arch)
+        if waiting:  # asked before the study was rebuilt: recorded in the new one
+            trial = waiting.pop(0)
+            params, dists = trial.params, trial.distributions
+        else:  # an architecture this study did not ask for (restored or warm-started)
+            params, dists = to_optuna(self.space, arch)
         if values is None:
             self.study.add_trial(
                 create_trial(params=params, distributions=dists, state=TrialState.FAIL)
             )
         else:
             self.study.add_trial(create_trial(params=params, distributions=dists, values=values))
+        self._bound_history()
 
     def state(self) -> dict[str, Any]:
         trials = []
@@ -164,6 +203,7 @@ class OptunaStrategy(Strategy):
                     user_attrs=t.get("user_attrs") or {},
                 )
             )
+        self._finished = len(state["trials"])
 
 
 def _as_list(value: Value) -> list[float]:
