@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Sequence
 
@@ -31,9 +32,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.execution.results import print_summary
     from orchestrator.execution.runner import run
 
+    overrides = list(args.set)
+    if args.warm_start:  # the CLI's list replaces the config's
+        overrides.append(f"warm_start.experiments={json.dumps(args.warm_start)}")
     result = run(
         args.config,
-        overrides=args.set,
+        overrides=overrides,
         address=args.address,
         progress=not args.quiet,
         resume=args.resume,
@@ -118,6 +122,10 @@ def build_parser(wanted: Sequence[str] | None = None) -> argparse.ArgumentParser
     p.add_argument(
         "--resume", action="store_true",
         help="continue the newest unfinished search of this config's name, if there is one",
+    )  # fmt: skip
+    p.add_argument(
+        "--warm-start", action="append", default=[], metavar="EXPERIMENT",
+        help="learn from this MLflow experiment's trials (repeatable; see README, Warm start)",
     )  # fmt: skip
     p.set_defaults(func=_cmd_run)
 

@@ -71,6 +71,20 @@ class Tracking(_Strict):
     )
 
 
+class WarmStart(_Strict):
+    """Earlier searches as this one's memory (README, "Warm start")."""
+
+    experiments: list[str] = Field(
+        default_factory=list, description="MLflow experiments to learn from; default: this one"
+    )
+    reuse: bool = Field(True, description="answer a trial seen before from the record")
+    transfer: Literal["auto", "all", "off"] = Field(
+        "auto",
+        description="a prior from related trials: auto (same recipe, other data), all, off",
+    )
+    top_k: int = Field(5, ge=0, description="related task's best architectures tried first")
+
+
 class ExperimentConfig(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     metric: str = "val_accuracy"
@@ -101,6 +115,7 @@ class ExperimentConfig(_Strict):
         default_factory=lambda: os.environ.get("NASORCH_STORAGE_PATH") or f"{RESULTS_DIR}/ray"
     )
     tracking: Tracking = Tracking()
+    warm_start: WarmStart | None = None
     # The config file's folder: a user's `module:function` is imported from there too.
     _source_dir: str | None = PrivateAttr(default=None)
 

@@ -20,13 +20,17 @@ RESUMED = "nasorch.resumed"
 BEST_TRIAL = "nasorch.best_trial"
 BEST_RUN_ID = "nasorch.best_run_id"
 ENDED_BY = "nasorch.ended_by"  # num_samples, time_budget, searcher_exhausted, failures
+FINGERPRINT = "nasorch.fingerprint"  # what changes a trial's result (orchestrator/warm_start)
+RECIPE = "nasorch.recipe"  # the same without the data: a related task shares only this
 
 # On a trial's run
 TRIAL_ID = "nasorch.trial_id"
 TRIAL_NUMBER = "nasorch.trial_number"
 ARCH = "nasorch.arch"
 ARCH_HASH = "nasorch.arch_hash"
-STATUS = "nasorch.status"  # running, completed, stopped_early, errored, interrupted, superseded
+# running, completed, stopped_early, errored, interrupted, superseded, reused
+STATUS = "nasorch.status"
+REUSED_FROM = "nasorch.reused_from"  # a reused trial: the run whose result answered it
 EPOCHS = "nasorch.epochs"
 ERROR = "nasorch.error"
 NODE = "nasorch.node"

@@ -2,8 +2,10 @@
 
 It costs the architecture (parameters, FLOPs, CPU latency, size), rejects it if a hard
 constraint is violated, and answers at once for an architecture this search has already
-evaluated (same canonical hash) instead of training it again. Rejections and reuses are counted
-for the parent run. Costing runs on the driver: a rejected candidate never reaches a worker.
+evaluated (same canonical hash) instead of training it again, or that an earlier search
+evaluated with the same fingerprint (`record`, filled by a warm start). Rejections and reuses
+are counted for the parent run. Costing runs on the driver: a rejected candidate never reaches
+a worker.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ class Verdict:
     run: bool  # False: do not train; tell the strategy `value` now
     value: Any = None
     cost: dict[str, float] = field(default_factory=dict)
-    reason: str = ""
+    reason: str = ""  # duplicate, duplicate in flight, reused, or the violated constraints
+    source: dict[str, Any] | None = None  # reused: the earlier trial (run_id, epochs, metrics)
 
 
 class Gate:
@@ -48,6 +51,11 @@ class Gate:
         self.rejected: Counter[str] = Counter()
         self.rejections: list[dict[str, Any]] = []
         self.reused = 0
+        # arch key -> an earlier search's trial that answers for it: value, run_id, epochs,
+        # metrics (orchestrator/warm_start); used once, then it is one of `results`.
+        self.record: dict[str, dict[str, Any]] = {}
+        self.from_record = 0
+        self.warm_told = 0  # earlier results the strategy was told before its first ask
         self._costs: dict[str, dict[str, float]] = {}
 
     def cost(self, arch: dict) -> dict[str, float]:
@@ -93,6 +101,11 @@ class Gate:
             self.rejections.append({"arch": self.space.describe(arch), "reason": reason})
             self.results[key] = None
             return Verdict(False, None, cost, reason)
+        if self.dedupe and key in self.record:
+            source = self.record.pop(key)
+            self.from_record += 1
+            self.results[key] = source["value"]
+            return Verdict(False, source["value"], cost, "reused", source)
         self.inflight.add(key)
         return Verdict(True, cost=cost)
 
@@ -147,6 +160,9 @@ class Gate:
         out = {"candidates_rejected": float(sum(self.rejected.values()))}
         out.update({f"rejected_{k}": float(v) for k, v in self.rejected.items()})
         out["duplicates_reused"] = float(self.reused)
+        if self.warm_told or self.from_record:
+            out["warm_start_results"] = float(self.warm_told)
+            out["trials_reused"] = float(self.from_record)
         return out
 
     # ---- state (for resume) ----------------------------------------------------------------
@@ -156,6 +172,9 @@ class Gate:
             "rejected": dict(self.rejected),
             "rejections": self.rejections,
             "reused": self.reused,
+            "record": self.record,
+            "from_record": self.from_record,
+            "warm_told": self.warm_told,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -163,3 +182,6 @@ class Gate:
         self.rejected = Counter(state.get("rejected", {}))
         self.rejections = list(state.get("rejections", []))
         self.reused = int(state.get("reused", 0))
+        self.record = dict(state.get("record", {}))
+        self.from_record = int(state.get("from_record", 0))
+        self.warm_told = int(state.get("warm_told", 0))

@@ -99,6 +99,24 @@ def trials_frame(grid: Any, tracker: Any, space: Any, metric: str) -> pd.DataFra
                 **{f"arch.{k}": v for k, v in (space.to_params(arch) if arch else {}).items()},
             }
         )
+    for reused in getattr(tracker, "reused", []):  # answered from an earlier search's record
+        arch = reused["arch"]
+        rows.append(
+            {
+                "trial": T.trial_name(reused["number"]),
+                "trial_id": reused["trial_id"],
+                "status": "reused",
+                metric: reused["metrics"].get(metric),
+                "epochs": reused["epochs"],
+                "num_params": reused["metrics"].get("num_params"),
+                "arch": space.describe(arch),
+                "arch_hash": reused["arch_key"],
+                "arch_json": json.dumps(arch, sort_keys=True),
+                "run_id": tracker.run_ids.get(reused["trial_id"], ""),
+                "reused_from": reused["source"],
+                **{f"arch.{k}": v for k, v in space.to_params(arch).items()},
+            }
+        )
     frame = pd.DataFrame(rows)
     return frame.sort_values("trial").reset_index(drop=True) if len(frame) else frame
 

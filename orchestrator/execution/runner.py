@@ -35,6 +35,7 @@ from orchestrator.resume.scheduler_state import SchedulerState
 from orchestrator.resume.state_file import SearchState, join_uri
 from orchestrator.tracking import session
 from orchestrator.tracking import writer as writers
+from orchestrator.warm_start.setup import apply_warm_start, fingerprint_tags, search_fingerprint
 
 KEEP_CHECKPOINTS = 2
 
@@ -69,11 +70,16 @@ def run(
         with phase("start Ray"):
             connect(cfg, address)
         with phase("MLflow store, parent run"):
-            tracking = session.open_search(cfg, store.result())
+            fp = search_fingerprint(cfg, parts.trainable.options)
+            tracking = session.open_search(cfg, store.result(), fingerprint_tags(fp))
     with session.ended_on_error(tracking):  # from here on, no parent run is left RUNNING
         tuner, experiment_path, searcher, tracker, check = _new_tuner(
             cfg, tracking, parts, progress, callbacks or []
         )
+        if cfg.warm_start is not None:
+            with phase("warm start from the MLflow record"):
+                apply_warm_start(cfg, parts, searcher, tracking, fp)
+        searcher.on_reuse = tracker.record_reuse
     return fit_and_record(
         cfg, tuner, tracking, experiment_path, searcher, tracker, check, parts.trainable
     )
@@ -228,6 +234,7 @@ def resume_search(
         searcher, tracker = restored.take("searcher"), restored.take("tracker")
         if searcher is None or tracker is None:
             raise UserError(f"{path}: not written by `nasorch run`; it cannot be resumed")
+        searcher.on_reuse = tracker.record_reuse
         shown = restored.take("progress")
         if shown is not None and not progress:
             shown.enabled = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 from ray.tune.search import Searcher
@@ -25,7 +26,10 @@ class StrategySearcher(Searcher):
     seed trains the same trial the same way. The `gate` costs each suggestion and may answer it
     without training (a violated constraint, an architecture already evaluated); the strategy is
     told at once and asked again. `objectives` are further metrics (or costs) told to
-    multi-objective strategies after `metric`.
+    multi-objective strategies after `metric`. A warm start (orchestrator/warm_start) puts a
+    related task's best architectures in `seeds`, suggested before the strategy is asked, and
+    earlier results in the gate's record; `on_reuse(number, config, source)` hears of each
+    proposal answered from that record (the tracker records it as a trial run).
     """
 
     def __init__(
@@ -53,10 +57,17 @@ class StrategySearcher(Searcher):
         self.exhausted = False  # True when the gate refused max_skips suggestions in a row
         self.max_consecutive_failures = max_consecutive_failures
         self.failures_in_a_row = 0
+        self.seeds: list[dict] = []
+        self.on_reuse: Callable[[int, dict, dict], None] | None = None
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "on_reuse"}
 
     def __setstate__(self, state: dict) -> None:
         """Ray unpickles the searcher of a restored search: `nasorch resume` finds it here."""
         self.__dict__.update(state)
+        self.__dict__.setdefault("seeds", [])
+        self.on_reuse = None  # the runner connects the restored tracker again
         restored.register("searcher", self)
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
@@ -72,12 +83,14 @@ class StrategySearcher(Searcher):
         if self.failed_out or self.gate.exhausted:
             return Searcher.FINISHED
         for _ in range(self.max_skips):
-            arch = self.strategy.ask()
+            arch = self.seeds.pop(0) if self.seeds else self.strategy.ask()
             if arch is None:
                 return Searcher.FINISHED
             verdict = self.gate.check(arch)
             if verdict.run:
                 break
+            if verdict.reason == "reused" and verdict.source is not None:
+                self._reused(arch, verdict.source)
             if verdict.reason != "duplicate in flight":  # that one is told when its twin ends
                 self.strategy.tell(arch, verdict.value)
         else:
@@ -94,6 +107,15 @@ class StrategySearcher(Searcher):
             "trial_number": number,
             "seed": (self.seed * 1_000_003 + number) % 2**31,
         }
+
+    def _reused(self, arch: dict, source: dict) -> None:
+        """A proposal answered from an earlier search's record: a trial number of its own and a
+        run in MLflow (marked reused, linked to its source), but no training."""
+        number = self.next_number
+        self.next_number += 1
+        config = {**self.base_config, "arch": arch, "arch_key": self.strategy.space.key(arch)}
+        if self.on_reuse is not None:
+            self.on_reuse(number, config, source)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Remembers the last result the suggested architecture reached with its own weights:
@@ -148,6 +170,7 @@ class StrategySearcher(Searcher):
             "live": self.live,
             "next_number": self.next_number,
             "failures_in_a_row": self.failures_in_a_row,
+            "seeds": self.seeds,
         }
 
     def set_state(self, state: dict) -> None:
@@ -156,6 +179,7 @@ class StrategySearcher(Searcher):
         self.live = state["live"]
         self.next_number = state["next_number"]
         self.failures_in_a_row = state.get("failures_in_a_row", 0)
+        self.seeds = list(state.get("seeds", []))
 
     def save(self, checkpoint_path: str) -> None:
         write_json_atomic(checkpoint_path, self.get_state())

@@ -14,7 +14,12 @@ TUNE_KEYS = {
     "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
     "iterations_since_restore", "experiment_tag", "config", "should_checkpoint", "epoch",
 }  # fmt: skip
-STATUS_TO_MLFLOW = {"completed": "FINISHED", "stopped_early": "FINISHED", "errored": "FAILED"}
+STATUS_TO_MLFLOW = {
+    "completed": "FINISHED",
+    "stopped_early": "FINISHED",
+    "errored": "FAILED",
+    "reused": "FINISHED",  # answered from an earlier search's record (orchestrator/warm_start)
+}
 
 
 def status_of(

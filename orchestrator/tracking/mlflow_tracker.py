@@ -33,6 +33,9 @@ from orchestrator.tracking.events import (
     trial_status,
 )
 
+# The pseudo trial id of a trial answered from an earlier search's record (no Ray trial).
+REUSED_ID = "reused-"
+
 # Curves kept on the driver for the final plots; a search with more points reads MLflow back.
 MAX_CURVE_POINTS = 200_000
 
@@ -82,6 +85,7 @@ class MlflowTracker(Callback):
         self._nodes: set[str] = set()
         self.devices = DeviceUse(gpu_per_trial)  # device tags, the CPU warning, GPU-hours
         self._flushes = 0
+        self.reused: list[dict[str, Any]] = []  # trials answered from the record (results rows)
         self._start()
 
     def _start(self) -> None:
@@ -105,6 +109,7 @@ class MlflowTracker(Callback):
         for name in ("scheduler", "metric"):  # a snapshot by an older nasorch lacks them
             self.__dict__.setdefault(name, None)
         self.__dict__.setdefault("devices", DeviceUse())
+        self.__dict__.setdefault("reused", [])
         self._curves, self._ended = {}, {}  # a resumed driver saw no trial from its start
         self._repeats = RepeatFilter(always=self.metric)
         self._reconciled = False
@@ -223,12 +228,49 @@ class MlflowTracker(Callback):
         self._queue.put(("start", trial.trial_id, (name, tags, params, cost, now)))
         self._replay(trial.trial_id)  # a crash may have lost even the run's creation
 
+    def record_reuse(self, number: int, config: dict, source: dict) -> None:
+        """A trial answered from an earlier search's record: a run of its own, marked reused and
+        linked to the run it came from, with that run's last metric values; nothing trained."""
+        trial_id = f"{REUSED_ID}{number}"
+        arch, run_id = config.get("arch", {}), source.get("run_id", "")
+        link = f"#/experiments/{source.get('experiment_id', '')}/runs/{run_id}"
+        tags = {
+            **self.run_tags,
+            "mlflow.parentRunId": self.parent_run_id,
+            T.ROLE: T.TRIAL,
+            T.TRIAL_ID: trial_id,
+            T.TRIAL_NUMBER: str(number),
+            T.ARCH: json.dumps(arch, sort_keys=True)[:5000],
+            T.ARCH_HASH: str(config.get("arch_key", "")),
+            T.STATUS: "reused",
+            T.REUSED_FROM: run_id,
+            "mlflow.note.content": f"Not trained: the result of run [{run_id}]({link}), "
+            "an earlier trial with the same architecture and fingerprint.",
+        }
+        params = {k: str(v)[:6000] for k, v in self.flatten(config).items()}
+        name = f"{T.trial_name(number)} {self.describe(arch)} (reused)"
+        metrics = {k: float(v) for k, v in (source.get("metrics") or {}).items()}
+        epochs = int(source.get("epochs") or 0)
+        self.run_ids[trial_id] = "pending"
+        self.statuses[trial_id] = "reused"
+        now = int(time.time() * 1000)
+        self._queue.put(("start", trial_id, (name, tags, params, {}, now)))
+        self._queue.put(("metrics", trial_id, (metrics, epochs, now)))
+        end_tags = {T.STATUS: "reused", T.EPOCHS: str(epochs)}
+        self._queue.put(("end", trial_id, (end_tags, STATUS_TO_MLFLOW["reused"], None)))
+        self.reused.append(
+            {"number": number, "trial_id": trial_id, "arch": arch, "metrics": metrics,
+             "epochs": epochs, "arch_key": config.get("arch_key", ""), "source": run_id}
+        )  # fmt: skip
+
     def _claim_lost_run(self, trial_id: str, number: int, arch_hash: str) -> bool:
         """After a crash, Ray may re-suggest a trial its last snapshot missed: same number, new
         id. Its run continues if it is the same architecture; otherwise the old run is closed
         as superseded. Either way no run is left open or doubled."""
         for old_id, (old_number, old_hash) in list(self.saved_trials.items()):
             if old_number != number or old_id == trial_id or old_id not in self.run_ids:
+                continue
+            if old_id.startswith(REUSED_ID):  # ended when it was made; never Ray's
                 continue
             del self.saved_trials[old_id]
             if old_hash == arch_hash:  # the run moves to the new id: the old one owns nothing
@@ -263,7 +305,8 @@ class MlflowTracker(Callback):
     def close_lost_runs(self, known_trial_ids: set[str]) -> None:
         """Runs of trials that Ray never resumed nor re-suggested: closed as superseded."""
         for old_id in list(self.saved_trials):
-            if old_id not in known_trial_ids and old_id in self.run_ids:
+            reused = old_id.startswith(REUSED_ID)  # ended when it was made; never Ray's
+            if old_id not in known_trial_ids and old_id in self.run_ids and not reused:
                 self._supersede(old_id)
             self.saved_trials.pop(old_id)
 

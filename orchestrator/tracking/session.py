@@ -141,8 +141,13 @@ def connect_store(cfg: ExperimentConfig) -> tuple[Any, str]:
         ) from None
 
 
-def open_search(cfg: ExperimentConfig, store: tuple[Any, str] | None = None) -> Tracking:
-    """The search's parent run, with its config; `store` from connect_store if already done."""
+def open_search(
+    cfg: ExperimentConfig,
+    store: tuple[Any, str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> Tracking:
+    """The search's parent run, with its config and `tags` (its fingerprints); `store` from
+    connect_store if already done."""
     client, experiment_id = store or connect_store(cfg)
     uri = cfg.tracking_uri()
     started = time.strftime("%Y-%m-%d %H:%M")
@@ -156,6 +161,7 @@ def open_search(cfg: ExperimentConfig, store: tuple[Any, str] | None = None) -> 
             T.SCHEDULER: cfg.scheduler.name,
             T.SEARCH_SPACE: cfg.search_space.name,
             T.TRAINABLE: cfg.trainable.name,
+            **(tags or {}),
         },
     )
     run_id = run.info.run_id
@@ -194,9 +200,11 @@ def finish_search(
     out_dir: str | None = None,
     seen: dict | None = None,
     trainable: Any = None,
+    curves: dict[str, list[tuple[int, float]]] | None = None,
 ) -> dict[str, float]:
-    """The parent run's summary: counts, the best trial, the tables, the plots, and the best
-    model when the trainable can rebuild it from a checkpoint (`trainable.fn.best_model`)."""
+    """The parent run's summary: counts, the best trial, the tables, the plots, the best
+    model when the trainable can rebuild it from a checkpoint (`trainable.fn.best_model`), and
+    `curves`, metric series of the search itself as (step, value) pairs."""
     from mlflow.entities import Metric, RunTag
 
     client, run_id = tracking.client, tracking.parent_run_id
@@ -217,6 +225,11 @@ def finish_search(
             RunTag(T.BEST_RUN_ID, best["run_id"]),
         ]
     client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()], tags=tags)
+    points = [
+        Metric(k, float(v), now, step) for k, pairs in (curves or {}).items() for step, v in pairs
+    ]
+    for i in range(0, len(points), 1000):  # MLflow takes at most 1,000 metrics per batch
+        client.log_batch(run_id, metrics=points[i : i + 1000])
     board = leaderboard(trials, cfg.metric, cfg.mode, top=len(trials))
     tables = {
         "leaderboard.csv": board.to_csv(index=False),
@@ -233,7 +246,9 @@ def finish_search(
         client.log_artifact(run_id, path)
     rebuild = getattr(getattr(trainable, "fn", None), "best_model", None)
     tested: dict[str, float] = {}
-    if best is not None and best.get("checkpoint") and rebuild is not None:
+    # A reused best trial has no checkpoint here (it trained in an earlier search).
+    checkpoint = best.get("checkpoint") if best is not None else None
+    if isinstance(checkpoint, str) and checkpoint and rebuild is not None:
         from orchestrator.tracking.best_model import log_best_model
 
         with phase("log the best model"):

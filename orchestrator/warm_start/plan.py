@@ -1,0 +1,93 @@
+"""What a search takes from earlier trials, decided once before its first trial (pure Python).
+
+- Trials with the same fingerprint are the search's own past: every one is told to the searcher
+  before it proposes anything (a trial stopped early as a partial result: `observe` at the epoch
+  it reached, then `tell`, as a live search tells it), and the ones that ran their full budget
+  are answers: a proposal of one of them is answered from the record instead of trained. A
+  stopped one proposed again is trained (its checkpoint may be gone; a resumed epoch count would
+  differ from a fresh trial's).
+- Trials that share only the recipe (another dataset), or every other trial when the user says
+  the tasks are related, are a prior: the `top_k` best distinct architectures of them are tried
+  first, and their results on this task are told as any result is. They are never told as
+  answers: a related task's numbers are not this task's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.searchers.base import Strategy
+from orchestrator.warm_start.fingerprint import Fingerprint
+
+
+@dataclass
+class PastTrial:
+    arch: dict[str, Any]
+    key: str
+    value: float | list[float]  # what the searcher is told (several objectives: a list)
+    epochs: int
+    complete: bool  # ran its whole budget (else stopped early: a partial result)
+    fingerprint: str
+    recipe: str
+    run_id: str = ""
+    experiment_id: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)  # the run's last values
+
+
+@dataclass
+class WarmStart:
+    told: list[PastTrial]  # the search's own past, in the order it happened
+    answers: dict[str, PastTrial]  # arch key -> a complete trial that answers a proposal
+    seeds: list[dict[str, Any]]  # a related task's best architectures, tried first
+
+    @classmethod
+    def plan(
+        cls,
+        past: list[PastTrial],
+        here: Fingerprint,
+        *,
+        mode: str,
+        reuse: bool = True,
+        transfer: str = "auto",
+        top_k: int = 5,
+    ) -> WarmStart:
+        """`transfer`: "auto" (a prior from trials of the same recipe on other data), "all"
+        (every other trial: the user says the tasks are related) or "off"."""
+        own = [p for p in past if p.fingerprint == here.full] if reuse else []
+        answers: dict[str, PastTrial] = {}
+        for p in own:  # the first complete evaluation of an architecture answers for it
+            if p.complete:
+                answers.setdefault(p.key, p)
+        others = [p for p in past if p.fingerprint != here.full]
+        if transfer == "auto":
+            others = [p for p in others if p.recipe == here.recipe]
+        elif transfer == "off":
+            others = []
+        return cls(own, answers, _best_distinct(others, mode, top_k, exclude={p.key for p in own}))
+
+    def prime(self, strategy: Strategy) -> int:
+        """Tell `strategy` the search's own past; returns how many results it was told."""
+        for p in self.told:
+            if not p.complete:
+                strategy.observe(p.arch, p.epochs, _first(p.value))
+            strategy.tell(p.arch, p.value)
+        return len(self.told)
+
+
+def _best_distinct(
+    trials: list[PastTrial], mode: str, k: int, exclude: set[str]
+) -> list[dict[str, Any]]:
+    sign = 1.0 if mode == "max" else -1.0
+    ranked = sorted(trials, key=lambda p: (-sign * _first(p.value), not p.complete))
+    seeds: dict[str, dict[str, Any]] = {}
+    for p in ranked:
+        if len(seeds) >= k:
+            break
+        if p.key not in exclude:
+            seeds.setdefault(p.key, p.arch)
+    return list(seeds.values())
+
+
+def _first(value: float | list[float]) -> float:
+    return float(value[0]) if isinstance(value, list) else float(value)
