@@ -111,6 +111,17 @@ def build_strategy(cfg: ExperimentConfig, space: SearchSpace) -> Strategy:
                 f"searcher.name: {cfg.searcher.name!r} optimises one objective; with "
                 f"`objectives` use one of {', '.join(['random', *multi])}"
             )
+    # A searcher that trains on data itself (darts) trains on the search's own: the torch
+    # trainable's dataset and split, unless the searcher's options name a dataset.
+    takes = inspect.signature(factory).parameters
+    if (
+        "dataset" in takes
+        and "dataset" not in cfg.searcher.options
+        and cfg.trainable.name == "torch"
+    ):
+        for key in ("dataset", "val_fraction"):
+            if key in cfg.trainable.options and key in takes and key not in cfg.searcher.options:
+                extra[key] = cfg.trainable.options[key]
     return _construct(
         "searcher",
         cfg.searcher.name,

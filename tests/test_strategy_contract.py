@@ -61,22 +61,38 @@ def drive(strategy, steps: int, fail_every: int = 7) -> list[str]:
     return keys
 
 
-# The supernet trains a network on its first ask and covers NB201 only: tiny, and NB201 only.
-TINY = {"supernet": {"supernet_epochs": 1, "candidates": 30}}
+# The supernet searchers train a network on their first ask and cover NB201 only: tiny, and
+# NB201 only. The differentiable ones train on 60 generated images (a batch an epoch).
+TINY = {
+    "supernet": {"supernet_epochs": 1, "candidates": 30},
+    "darts": {"supernet_epochs": 1},
+    "darts_pt": {"supernet_epochs": 1},
+}
+NB201_ONLY = ("supernet", "darts", "darts_pt")
+
+
+@pytest.fixture(scope="module")
+def tiny_images(tmp_path_factory) -> dict:
+    from tests.data_files import write_npz
+
+    return {"format": "npz", "path": str(write_npz(tmp_path_factory.mktemp("images")))}
 
 
 @pytest.fixture(params=sorted(STRATEGIES))
-def name(request, monkeypatch):
+def name(request, monkeypatch, tiny_images):
     if request.param in TINY:
-        factory = partial(STRATEGIES[request.param], **TINY[request.param])
+        options = dict(TINY[request.param])
+        if request.param.startswith("darts"):
+            options["dataset"] = tiny_images
+        factory = partial(STRATEGIES[request.param], **options)
         monkeypatch.setitem(STRATEGIES, request.param, factory)
     return request.param
 
 
 @pytest.fixture(params=sorted(SPACES))
 def space(request, name):
-    if name == "supernet" and request.param != "nb201":
-        pytest.skip("the supernet covers the nb201 space only")
+    if name in NB201_ONLY and request.param != "nb201":
+        pytest.skip(f"{name} covers the nb201 space only")
     return SPACES[request.param]()
 
 

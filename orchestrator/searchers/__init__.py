@@ -7,6 +7,7 @@ plus one line here.
 from functools import partial
 
 from orchestrator.searchers.base import Strategy, write_json_atomic
+from orchestrator.searchers.darts import DartsSearch
 from orchestrator.searchers.evolution import RegularizedEvolution
 from orchestrator.searchers.guided import GuidedSearch
 from orchestrator.searchers.local import LocalSearch
@@ -24,6 +25,8 @@ STRATEGIES = {
     "guided": GuidedSearch,
     "rungs": RungGuidedSearch,
     "supernet": SupernetSearch,
+    "darts": DartsSearch,
+    "darts_pt": partial(DartsSearch, select="perturbation", arch_lr=0.0),
     "cmaes": partial(OptunaStrategy, sampler="cmaes"),
     "nsga2": partial(OptunaStrategy, sampler="nsga2"),
     "tpe": partial(OptunaStrategy, sampler="tpe"),

@@ -6,6 +6,10 @@ operations and a forward pass takes an arch and runs the chosen op on each edge.
 with uniform path sampling (a random arch per batch, Guo et al. 2020), it scores any arch with the
 weights that arch inherits; `extract` copies them into the standalone `NB201Network`, which then
 computes the same function, so "inherited weights" means exactly that network.
+
+Differentiable search (DARTS and its variants, `nb201_darts.py`) runs the same supernet with a
+weight per edge and operation instead of a cell: each edge then outputs the weighted sum of its
+operations (the mixed operation). One-hot weights compute exactly the network of that cell.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from torch import Tensor, nn
 from search_spaces.nb201_cell import EDGES, OPS
 from search_spaces.torch_models.nb201 import NB201Network, make_op, skeleton
 
+# Mixture weights of every edge (rows, in EDGES order) and operation (columns, in OPS order),
+# with the (edge, op) pairs whose weight is not exactly zero, found once per forward pass.
+Mixture = tuple[Tensor, list[list[bool]]]
+
 
 class MixedEdge(nn.Module):
     """One edge with every operation that has weights or work ("none" is handled by the cell)."""
@@ -31,20 +39,31 @@ class MixedEdge(nn.Module):
     def forward(self, x: Tensor, op: str) -> Tensor:
         return self.ops[op](x)
 
+    def mixed(self, x: Tensor, weights: Tensor, active: list[bool]) -> list[Tensor]:
+        """The weighted outputs of the operations this edge runs. "none" adds zero and its
+        weight gets no gradient, as in DARTS; an op of weight exactly 0 (a hard sample) is not
+        run at all, which is what makes GDAS cost one operation per edge."""
+        return [
+            weights[k] * self.ops[op](x) for k, op in enumerate(OPS) if op != "none" and active[k]
+        ]
+
 
 class SuperCell(nn.Module):
     def __init__(self, c: int):
         super().__init__()
         self.ops = nn.ModuleList(MixedEdge(c) for _ in EDGES)
 
-    def forward(self, x: Tensor, edges: list[str]) -> Tensor:
+    def forward(self, x: Tensor, edges: list[str] | Mixture) -> Tensor:
         nodes = [x]
         for j in (1, 2, 3):
-            terms = [
-                edge(nodes[i], op)
-                for edge, op, (tj, i) in zip(self.ops, edges, EDGES, strict=True)
-                if tj == j and op != "none"
-            ]
+            terms: list[Tensor] = []
+            for e, (edge, (tj, i)) in enumerate(zip(self.ops, EDGES, strict=True)):
+                if tj != j:
+                    continue
+                if isinstance(edges, tuple):
+                    terms += edge.mixed(nodes[i], edges[0][e], edges[1][e])
+                elif edges[e] != "none":
+                    terms.append(edge(nodes[i], edges[e]))
             # A node whose inputs are all "none" is zero, as the standalone cell computes it.
             nodes.append(sum(terms[1:], terms[0]) if terms else torch.zeros_like(x))
         return nodes[3]
@@ -59,9 +78,13 @@ class NB201Supernet(nn.Module):
         )
         self.cells = nn.ModuleList(layers)  # same indices as NB201Network.cells
 
-    def forward(self, x: Tensor, edges: list[str]) -> Tensor:
+    def forward(self, x: Tensor, edges: list[str] | Tensor) -> Tensor:
+        """The network of the cell `edges` (one op name per edge), or, given a tensor of
+        mixture weights (one row per edge, one column per op of OPS), the mixed network."""
         if x.dim() == 3:  # (batch, H, W) single-channel images
             x = x.unsqueeze(1)
+        if isinstance(edges, Tensor):
+            edges = (edges, (edges != 0).tolist())  # one device sync per pass, not per op
         x = self.stem(x)
         for layer in self.cells:
             x = layer(x, edges) if isinstance(layer, SuperCell) else layer(x)

@@ -1,0 +1,285 @@
+"""Differentiable architecture search over NAS-Bench-201: DARTS, and DARTS-PT, which does not
+collapse onto parameter-free cells.
+
+On the first ask, the supernet of `torch_models/nb201_supernet.py` is trained with architecture
+parameters alpha on every edge (`torch_models/nb201_darts.py`: weights on training batches,
+alpha on validation batches, alternately), on the search's own data, in Ray tasks when Ray is
+running (on a GPU with `gpus`). The cell is then chosen (`select`): `argmax` is DARTS's, the
+largest alpha of every edge; `perturbation` is DARTS-PT's, the operation whose removal from the
+trained supernet raises its validation loss most. Asks hand out the derived cell first, then
+the cells of the next best scores (log-probabilities, or loss rises, summed over the edges), as
+many as `num_samples` asks for; they train standalone as ordinary trials. The alpha trajectory
+(`curves`) and a plot of the final weights (`artifacts`) go on the parent run.
+
+State: training returns to the driver at least every CHECKPOINT_SECONDS with the supernet's
+weights, alpha, optimizers and random state, which are written (atomically) to
+CHECKPOINT_FILE in the search's folder (`folder`, set by the runner): a search resumed during
+training continues from there. Once trained, the JSON state holds alpha's trajectory, enough to
+hand out the same cells without the file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import tempfile
+from typing import Any
+
+from orchestrator.searchers._common import primary
+from orchestrator.searchers.base import Strategy, Value
+from search_spaces.base import Arch, SearchSpace
+from search_spaces.nb201 import EDGE_NAMES, EDGES, OPS, NB201Space
+
+SELECTIONS = ("argmax", "perturbation")
+PARAMETER_FREE = ("none", "skip_connect", "avg_pool_3x3")
+CHECKPOINT_FILE = "darts_supernet.pt"
+CHECKPOINT_SECONDS = 60.0
+PLOT_FILE = "darts_alphas.png"
+
+
+class DartsSearch(Strategy):
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        mode: str = "max",
+        seed: int | None = None,
+        select: str = "argmax",
+        supernet_epochs: int = 50,
+        lr: float = 0.025,
+        arch_lr: float = 3e-4,
+        batch_size: int = 64,
+        dataset: Any = "digits",
+        val_fraction: float = 0.2,
+        threads: int = 1,
+        gpus: float = 0,
+    ):
+        super().__init__(space, mode=mode, seed=seed)
+        if not isinstance(space, NB201Space):
+            raise ValueError(
+                f"darts covers the nb201 space only, not {getattr(space, 'name', space)!r}"
+            )
+        if select not in SELECTIONS:
+            raise ValueError(f"select must be one of {', '.join(SELECTIONS)}, got {select!r}")
+        for name, value in (("supernet_epochs", supernet_epochs), ("batch_size", batch_size),
+                            ("threads", threads)):  # fmt: skip
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not lr > 0 or not arch_lr >= 0:
+            raise ValueError(f"need lr > 0 and arch_lr >= 0 (0: alpha stays uniform), got "
+                             f"lr={lr}, arch_lr={arch_lr}")  # fmt: skip
+        if not 0 < val_fraction < 1 or gpus < 0:
+            raise ValueError(f"need 0 < val_fraction < 1 and gpus >= 0, got "
+                             f"val_fraction={val_fraction}, gpus={gpus}")  # fmt: skip
+        self.job = dict(
+            select=select, epochs=supernet_epochs, lr=lr, arch_lr=arch_lr,
+            batch_size=batch_size, dataset=_checked_dataset(dataset), val_fraction=val_fraction,
+            C=space.C, N=space.N, threads=threads,
+        )  # fmt: skip
+        self.gpus = gpus
+        self.folder: str | None = None  # the search's folder, for the checkpoint (the runner's)
+        self.history: dict[str, list] = {}  # per epoch: probabilities, losses
+        self.scores: list[list[float]] = []  # per edge and op: what the cells are ranked by
+        self.timings: dict[str, float] = {}
+        self.n_asked = 0
+        self.results: dict[str, float] = {}  # cell string -> trained result (larger is better)
+        self._order: list[tuple[str, ...]] | None = None  # follows from the scores, not saved
+
+    # ---- ask / tell ----------------------------------------------------------------------
+    def ask(self) -> Arch | None:
+        if not self.scores:
+            self._search()
+        if self._order is None:
+            self._order = ranked(self.scores)
+        if self.n_asked >= len(self._order):
+            return None
+        self.n_asked += 1
+        return {"edges": list(self._order[self.n_asked - 1])}
+
+    def tell(self, arch: Arch, value: Value) -> None:
+        value = primary(value)
+        if value is not None:
+            self.results[self.space.key(arch)] = self.score(value)
+
+    def derived(self) -> list[str] | None:
+        """The derived cell, the best-scored op of every edge (None before the search)."""
+        if not self.scores:
+            return None
+        return [OPS[max(range(len(OPS)), key=row.__getitem__)] for row in self.scores]
+
+    def summary(self) -> dict[str, float]:
+        out = dict(self.timings)
+        cell = self.derived()
+        if cell is not None:
+            out["derived_skip_edges"] = float(cell.count("skip_connect"))
+            out["derived_parameter_free_edges"] = float(sum(op in PARAMETER_FREE for op in cell))
+        return out
+
+    # ---- records on the parent run -------------------------------------------------------
+    def curves(self) -> dict[str, list[tuple[int, float]]]:
+        """(epoch, value) series: softmax(alpha) of every edge and op (epoch 0: the start),
+        and the supernet's mean losses (and validation accuracy) per epoch."""
+        out: dict[str, list[tuple[int, float]]] = {}
+        for epoch, probs in enumerate(self.history.get("probabilities", [])):
+            for edge, row in zip(EDGE_NAMES, probs, strict=True):
+                for op, p in zip(OPS, row, strict=True):
+                    out.setdefault(f"alpha/{edge}/{op}", []).append((epoch, p))
+        for name in ("train_loss", "val_loss", "val_accuracy"):
+            if self.history.get(name):
+                out[f"supernet/{name}"] = list(enumerate(self.history[name], start=1))
+        return out
+
+    def artifacts(self, folder: str) -> list[str]:
+        """A bar chart of the final softmax(alpha) per edge, the derived cell's ops hatched."""
+        if not self.history:
+            return []
+        try:
+            return [plot_alphas(self.history["probabilities"], self.derived(), self.job,
+                                os.path.join(folder, PLOT_FILE))]  # fmt: skip
+        except Exception as e:  # a plot is never worth failing the search for
+            print(f"nasorch: warning: the alpha plot was not drawn ({e})", file=sys.stderr)
+            return []
+
+    # ---- the search ----------------------------------------------------------------------
+    def _search(self) -> None:
+        job = {**self.job, "seed": self.rng.randrange(2**31)}
+        path = os.path.join(self.folder, CHECKPOINT_FILE) if self.folder else None
+        blob = None
+        if path and os.path.exists(path):
+            with open(path, "rb") as f:
+                blob = f.read()
+        print(
+            f"nasorch: training the darts supernet ({job['epochs']} epochs"
+            f"{', from its checkpoint' if blob else ''}); trials start after it",
+            file=sys.stderr,
+            flush=True,
+        )
+        step = search_epochs
+        ray = sys.modules.get("ray")  # a strategy never imports Ray; the runner starts it
+        if ray is not None and ray.is_initialized():
+            # On a Ray worker, not the driver: with `gpus`, on a GPU; the trials' slots are
+            # still free at the first ask.
+            gpus = self.gpus
+            if gpus and ray.cluster_resources().get("GPU", 0) < gpus:
+                print("nasorch: no GPU in the cluster; the supernet trains on CPU", file=sys.stderr)
+                gpus = 0
+            remote = ray.remote(num_cpus=self.job["threads"], num_gpus=gpus)(search_epochs)
+            step = lambda *args: ray.get(remote.remote(*args))  # noqa: E731
+        while True:  # back on the driver, with a checkpoint, every CHECKPOINT_SECONDS
+            blob, info = step(job, blob)
+            if path:
+                write_bytes_atomic(path, blob)
+            if "scores" in info:
+                break
+        self.history, self.scores = info["history"], info["scores"]
+        self.timings = {"supernet_train_seconds": info["seconds"]}
+        print(
+            f"nasorch: the darts supernet trained {job['epochs']} epochs in "
+            f"{info['seconds']:.1f} s; derived cell ({job['select']}): "
+            f"{self.space.key({'edges': self.derived()})}",
+            file=sys.stderr,
+        )
+
+    # ---- state ---------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            **super().state(),
+            "history": self.history,
+            "scores": self.scores,
+            "timings": self.timings,
+            "n_asked": self.n_asked,
+            "results": self.results,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self.scores = [list(row) for row in state["scores"]]
+        self.timings = dict(state["timings"])
+        self.n_asked = state["n_asked"]
+        self.results = dict(state["results"])
+        self._order = None
+
+
+def ranked(scores: list[list[float]]) -> list[tuple[str, ...]]:
+    """Every cell, best first by the sum of its ops' scores over the edges; ties by the ops."""
+    cells = itertools.product(range(len(OPS)), repeat=len(EDGES))
+    best = sorted(cells, key=lambda c: (-sum(row[k] for row, k in zip(scores, c)), c))
+    return [tuple(OPS[k] for k in cell) for cell in best]
+
+
+def plot_alphas(
+    probabilities: list[list[list[float]]], cell: list[str], job: dict[str, Any], path: str
+) -> str:
+    """The final softmax(alpha) of every edge and op as grouped bars, the derived ops hatched."""
+    from matplotlib.figure import Figure
+
+    final = probabilities[-1]
+    fig = Figure(figsize=(9, 3.8))
+    ax = fig.add_subplot()
+    width = 0.8 / len(OPS)
+    for k, op in enumerate(OPS):
+        xs = [e + (k - (len(OPS) - 1) / 2) * width for e in range(len(EDGES))]
+        bars = ax.bar(xs, [row[k] for row in final], width, label=op)
+        for bar, chosen in zip(bars, cell, strict=True):
+            if chosen == op:
+                bar.set_hatch("//")
+                bar.set_edgecolor("black")
+    ax.set_xticks(range(len(EDGES)), [f"{j} <- {i}" for j, i in EDGES])
+    ax.set_xlabel(f"edge (node <- node); hatched: the derived cell ({job['select']})")
+    ax.set_ylabel("softmax(alpha)")
+    ax.set_title(f"darts: operation weights after {len(probabilities) - 1} epochs")
+    ax.legend(fontsize=8, ncols=len(OPS), loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _checked_dataset(dataset: Any) -> Any:
+    """The torch trainable's `dataset` (a shipped name or a mapping), checked by its rules."""
+    from pydantic import ValidationError
+
+    from trainables.torch_loop import TorchOptions
+
+    try:
+        TorchOptions(dataset=dataset)
+    except ValidationError as e:
+        raise ValueError(f"dataset: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    return dataset
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """A crash leaves the old checkpoint or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def search_epochs(job: dict[str, Any], blob: bytes | None) -> tuple[bytes, dict[str, Any]]:
+    """The task: `job`'s data, then training from the checkpoint `blob` (None: from the
+    start) for up to CHECKPOINT_SECONDS (`nb201_darts.resume_training`). Uses CUDA when this
+    process has a GPU."""
+    import torch
+
+    from search_spaces.torch_models.nb201_darts import resume_training
+    from trainables import datasets
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    data = datasets.load(job["dataset"], "image", job["val_fraction"])
+    arrays = (data.x_train, data.y_train, data.x_val, data.y_val)
+    tensors = [torch.from_numpy(a).to(device) for a in arrays]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(job["threads"])
+    try:
+        return resume_training(job, blob, tensors, data.num_classes, CHECKPOINT_SECONDS)
+    finally:
+        torch.set_num_threads(threads)
