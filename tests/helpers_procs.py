@@ -197,3 +197,28 @@ def kill_tree(proc: subprocess.Popen) -> None:
         except ProcessLookupError:
             pass
     proc.wait(timeout=30)
+
+
+class MlflowServer:
+    """`mlflow server` on a fixed loopback port and backend, stopped and started at will."""
+
+    def __init__(self, root: Path, env: dict):
+        (self.port,) = free_ports(1)
+        self.root, self.env, self.log = root, env, root / "mlflow.log"
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.group: ProcessGroups | None = None
+
+    def start(self) -> None:
+        cmd = [
+            str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
+            "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db", "--serve-artifacts",
+            "--artifacts-destination", str(self.root / "mlartifacts"), "--workers", "1",
+        ]  # fmt: skip
+        self.group = ProcessGroups()
+        self.group.start(cmd, self.log, env=self.env, cwd=self.root)
+        wait_for(lambda: http_ok(f"{self.uri}/health"), "the MLflow server", 90, [self.log])
+
+    def stop(self) -> None:
+        if self.group is not None:
+            self.group.stop()
+            self.group = None

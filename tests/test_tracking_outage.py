@@ -18,12 +18,10 @@ import pytest
 import yaml
 
 from tests.helpers_procs import (
-    BIN,
+    MlflowServer,
     ProcessGroups,
     Rest,
     clean_env,
-    free_ports,
-    http_ok,
     tags,
     tails,
     wait_for,
@@ -40,41 +38,16 @@ def tmp(request) -> Path:
     return root
 
 
-class Server:
-    """`mlflow server` on a fixed loopback port and backend, stopped and started at will."""
-
-    def __init__(self, root: Path, env: dict):
-        (self.port,) = free_ports(1)
-        self.root, self.env, self.log = root, env, root / "mlflow.log"
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.group: ProcessGroups | None = None
-
-    def start(self) -> None:
-        cmd = [
-            str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
-            "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db", "--serve-artifacts",
-            "--artifacts-destination", str(self.root / "mlartifacts"), "--workers", "1",
-        ]  # fmt: skip
-        self.group = ProcessGroups()
-        self.group.start(cmd, self.log, env=self.env, cwd=self.root)
-        wait_for(lambda: http_ok(f"{self.uri}/health"), "the MLflow server", 90, [self.log])
-
-    def stop(self) -> None:
-        if self.group is not None:
-            self.group.stop()
-            self.group = None
-
-
 @pytest.fixture
 def server(tmp):
     env = clean_env()
-    srv = Server(tmp, env)
+    srv = MlflowServer(tmp, env)
     srv.start()
     yield srv
     srv.stop()
 
 
-def write_config(tmp: Path, server: Server, name: str, trials: int = TRIALS) -> Path:
+def write_config(tmp: Path, server: MlflowServer, name: str, trials: int = TRIALS) -> Path:
     config = {
         "name": name,
         "metric": "score",
