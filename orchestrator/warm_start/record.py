@@ -1,8 +1,8 @@
 """The earlier trials of named MLflow experiments, read back as `PastTrial`s.
 
-A search's parent run carries its fingerprints (`nasorch.fingerprint`, `nasorch.recipe`); each
-trial's run its architecture (`nasorch.arch`, `nasorch.arch_hash`), status and epochs, and its
-metrics' last values. Trials that errored, were interrupted or superseded are not results;
+A search's parent run carries its fingerprints (tags.FINGERPRINT, tags.RECIPE); each trial's
+run its architecture (tags.ARCH, tags.ARCH_HASH), status and epochs, and its metrics' last
+values. Trials that errored, were interrupted or superseded are not results;
 reused ones are copies of a trial already in the record (their source answers for them).
 """
 
