@@ -71,3 +71,17 @@ def test_searcher_beats_random(best_found, name):
 def test_guided_is_at_least_as_good_as_tpe(best_found):
     means = _means(best_found, SEEDS)
     assert means["guided"] >= means["tpe"], f"{SEEDS} seeds: {means}"
+
+
+def test_the_gp_fits_on_one_blas_thread_and_gives_the_threads_back():
+    from threadpoolctl import threadpool_info
+
+    from orchestrator.searchers._common import one_blas_thread
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads()
+    with one_blas_thread():
+        assert set(blas_threads()) <= {1}
+    assert blas_threads() == before

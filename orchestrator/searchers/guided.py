@@ -23,6 +23,7 @@ Why these choices:
 
 from __future__ import annotations
 
+import heapq
 from statistics import NormalDist
 from typing import Any
 
@@ -112,7 +113,8 @@ class GuidedSearch(Strategy):
         return arch  # a (nearly) exhausted space: repeating beats stopping
 
     def _candidates(self, phase: list[tuple[Arch, float]]) -> list[Arch]:
-        top = [a for a, _ in sorted(phase, key=lambda r: -r[1])[: self.top_k]]
+        # nlargest: the same picks as a stable sort, in O(n) (a phase may hold every result)
+        top = [a for a, _ in heapq.nlargest(self.top_k, phase, key=lambda r: r[1])]
         pool = []
         for arch in top:
             pool += self.space.neighbours(arch, self.rng)
@@ -138,8 +140,8 @@ class GuidedSearch(Strategy):
             return None
         if len(done) > self.max_points:  # bound the O(n^3) fit: keep the best and the latest
             half = self.max_points // 2
-            ranked = sorted(range(len(done)), key=lambda i: -done[i][1])
-            keep = sorted(set(ranked[:half]) | set(range(len(done) - half, len(done))))
+            ranked = heapq.nlargest(half, range(len(done)), key=lambda i: done[i][1])
+            keep = sorted(set(ranked) | set(range(len(done) - half, len(done))))
             done = [done[i] for i in keep]
         x = np.array([self.space.encode(a) for a, _ in done])
         y = normal_scores([s for _, s in done])
