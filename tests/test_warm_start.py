@@ -207,7 +207,12 @@ def test_a_second_search_trains_nothing_the_first_did_and_a_related_task_seeds_a
 ):
     from orchestrator import run
 
+    from orchestrator.errors import UserError
+
     uri = f"sqlite:///{workdir}/mlflow.db"
+    with pytest.raises(UserError, match="warm_start.experiments: no MLflow experiment named 'x'"):
+        run(_config(uri, 2, warm_start={"experiments": ["x"]}), progress=False)
+    assert _store_runs(uri) == []  # stopped before anything was recorded
     first = run(_config(uri, 4), progress=False)
     second = run(_config(uri, 3, warm_start={}), progress=False)  # default: its own experiment
     _check_second_search(_store_runs(uri), first, second, 4, 3)

@@ -35,7 +35,12 @@ from orchestrator.resume.scheduler_state import SchedulerState
 from orchestrator.resume.state_file import SearchState, join_uri
 from orchestrator.tracking import session
 from orchestrator.tracking import writer as writers
-from orchestrator.warm_start.setup import apply_warm_start, fingerprint_tags, search_fingerprint
+from orchestrator.warm_start.setup import (
+    apply_warm_start,
+    fingerprint_tags,
+    read_past,
+    search_fingerprint,
+)
 
 KEEP_CHECKPOINTS = 2
 
@@ -71,6 +76,7 @@ def run(
             connect(cfg, address)
         with phase("MLflow store, parent run"):
             fp = search_fingerprint(cfg, parts.trainable.options)
+            past = read_past(cfg, parts, store.result()[0])  # a wrong name stops it here
             tracking = session.open_search(cfg, store.result(), fingerprint_tags(fp))
     with session.ended_on_error(tracking):  # from here on, no parent run is left RUNNING
         tuner, experiment_path, searcher, tracker, check = _new_tuner(
@@ -78,7 +84,7 @@ def run(
         )
         if cfg.warm_start is not None:
             with phase("warm start from the MLflow record"):
-                apply_warm_start(cfg, parts, searcher, tracking, fp)
+                apply_warm_start(cfg, parts, searcher, past, fp)
         searcher.on_reuse = tracker.record_reuse
     return fit_and_record(
         cfg, tuner, tracking, experiment_path, searcher, tracker, check, parts.trainable

@@ -25,7 +25,6 @@ def read_record(
     *,
     space: SearchSpace,
     metrics: list[str],
-    skip_parent: str | None = None,
 ) -> list[PastTrial]:
     """Every trial result of `experiments` (MLflow experiment names), oldest first. `metrics`:
     the metric and any further objectives (a trial lacking one is not a result)."""
@@ -37,7 +36,7 @@ def read_record(
         parents = {
             r.info.run_id: r
             for r in _all_runs(client, exp.experiment_id, f"tags.`{T.ROLE}` = '{T.SEARCH}'")
-            if r.info.run_id != skip_parent and T.FINGERPRINT in r.data.tags
+            if T.FINGERPRINT in r.data.tags
         }
         trials = _all_runs(client, exp.experiment_id, f"tags.`{T.ROLE}` = '{T.TRIAL}'")
         for run in sorted(trials, key=lambda r: r.info.start_time or 0):

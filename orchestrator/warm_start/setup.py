@@ -15,7 +15,7 @@ from typing import Any
 from orchestrator import tags as T
 from orchestrator.config import ExperimentConfig
 from orchestrator.warm_start.fingerprint import Fingerprint, fingerprint
-from orchestrator.warm_start.plan import WarmStart
+from orchestrator.warm_start.plan import PastTrial, WarmStart
 from orchestrator.warm_start.record import read_record
 
 
@@ -29,21 +29,27 @@ def fingerprint_tags(fp: Fingerprint) -> dict[str, str]:
     return {T.FINGERPRINT: fp.full, T.RECIPE: fp.recipe}
 
 
+def read_past(cfg: ExperimentConfig, parts: Any, client: Any) -> list[PastTrial]:
+    """The earlier trials of `cfg.warm_start`'s experiments; read before the parent run is
+    made, so that a wrong experiment name stops the search before anything is recorded."""
+    ws = cfg.warm_start
+    if ws is None:
+        return []
+    return read_record(
+        client,
+        ws.experiments or [cfg.experiment_name()],
+        space=parts.space,
+        metrics=[cfg.metric, *(o.metric for o in cfg.objectives)],
+    )
+
+
 def apply_warm_start(
-    cfg: ExperimentConfig, parts: Any, searcher: Any, tracking: Any, fp: Fingerprint
+    cfg: ExperimentConfig, parts: Any, searcher: Any, past: list[PastTrial], fp: Fingerprint
 ) -> WarmStart | None:
-    """Read the record and prime `parts.strategy`, `parts.gate` and `searcher` (the adapter)."""
+    """Prime `parts.strategy`, `parts.gate` and `searcher` (the adapter) with `past`."""
     ws = cfg.warm_start
     if ws is None:
         return None
-    names = ws.experiments or [cfg.experiment_name()]
-    past = read_record(
-        tracking.client,
-        names,
-        space=parts.space,
-        metrics=[cfg.metric, *(o.metric for o in cfg.objectives)],
-        skip_parent=tracking.parent_run_id,
-    )
     plan = WarmStart.plan(
         past, fp, mode=cfg.mode, reuse=ws.reuse, transfer=ws.transfer, top_k=ws.top_k
     )
@@ -59,6 +65,7 @@ def apply_warm_start(
         for key, p in plan.answers.items()
     }
     searcher.seeds = list(plan.seeds)
+    names = ws.experiments or [cfg.experiment_name()]
     print(
         f"nasorch: warm start from {', '.join(names)}: {len(past)} earlier trials; the searcher "
         f"was told {len(plan.told)}, {len(plan.answers)} can answer a proposal without "
