@@ -32,6 +32,9 @@ CHECKPOINTS = (10, 25, 50, 100, 200)
 SOURCE_SEED = 10_000  # the source search's seed is seed + this: not the target's random stream
 SHUFFLE_SEED = 0  # the permutation of --shuffle-source: fixed, so every run sees one task
 MAX_SKIPS = 1000  # proposals in a row answered without training, as StrategySearcher allows
+# The related task's best tried first: what transfer across NAS-Bench-201's datasets needed
+# (README, "Warm start and transfer"); the plan caps it at a quarter of --budget.
+TOP_K = 25
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warm-top-k",
         type=int,
-        default=None,
-        help="the related task's best archs tried first (default: the warm start's own)",
+        default=TOP_K,
+        help=f"the related task's best archs tried first, at most a quarter of --budget "
+        f"(default {TOP_K})",
     )
 
 
@@ -72,7 +76,7 @@ def execute(
         raise UserError(
             f"--warm-budget must be a positive number of evaluations, got {args.warm_budget}"
         )
-    if args.warm_top_k is not None and args.warm_top_k < 0:
+    if args.warm_top_k < 0:
         raise UserError(f"--warm-top-k must be 0 or more, got {args.warm_top_k}")
     try:
         source_path = resolve(args.warm_from, Path(args.out) / "tables")
@@ -162,8 +166,7 @@ def run_seed(job: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
         )
         for i, (key, arch, value) in enumerate(first["trained"])
     ]
-    options = {} if job["top_k"] is None else {"top_k": job["top_k"]}
-    plan = WarmStart.plan(past, here, mode=job["mode"], **options)
+    plan = WarmStart.plan(past, here, mode=job["mode"], top_k=job["top_k"], budget=job["budget"])
     warm = search(strategy(seed), space, target, job["budget"], job["mode"], plan)
     cold_budget = job["budget"] + (job["warm_budget"] if job["reuse"] else 0)
     cold = search(strategy(seed), space, target, cold_budget, job["mode"])
