@@ -70,11 +70,27 @@ def asha_cutoff(
     """(cutoff in the metric's units, trials recorded before this one) of `rung` as it was
     before `trial_id`'s result was recorded in it (computed only when a trial is stopped)."""
     _, recorded = rung
-    before = {k: v for k, v in recorded.items() if k != trial_id}
-    cutoff = scheduler._trial_info[trial_id].cutoff(before)
+    values = list(recorded.values())  # a C-level copy: a rung may hold 10,000 results
+    # Rungs only grow and keep insertion order: this trial's result, if recorded, is the last.
+    if recorded and next(reversed(recorded)) == trial_id:
+        values.pop()
+    cutoff = scheduler._trial_info[trial_id].cutoff(_Recorded(values))
     if cutoff is None:
         return None
-    return float(cutoff) * scheduler._metric_op, len(before)
+    return float(cutoff) * scheduler._metric_op, len(values)
+
+
+class _Recorded:
+    """What Ray's `_Bracket.cutoff` reads of a rung (truth and `values()`), without a dict."""
+
+    def __init__(self, values: list[float]):
+        self._values = values
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def values(self) -> list[float]:
+        return self._values
 
 
 def asha_state(scheduler: Any) -> dict[str, Any]:
