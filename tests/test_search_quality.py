@@ -85,3 +85,26 @@ def test_the_gp_fits_on_one_blas_thread_and_gives_the_threads_back():
     with one_blas_thread():
         assert set(blas_threads()) <= {1}
     assert blas_threads() == before
+
+
+def test_guided_keeps_the_same_gp_points_incrementally_as_from_the_whole_history():
+    import heapq
+    import json
+    import random
+
+    from orchestrator.searchers.guided import GuidedSearch
+    from search_spaces import NB201Space
+
+    space, rng = NB201Space(), random.Random(0)
+    guided = GuidedSearch(space, seed=0, max_points=20)
+    for i in range(300):  # scores with many ties, and failures
+        guided.tell(space.sample(rng), None if i % 17 == 0 else float(rng.randint(0, 30)))
+        done = [(a, s) for a, s in guided.results if s is not None]
+        if len(done) > 20:  # the selection `propose` made from the whole history
+            ranked = heapq.nlargest(10, range(len(done)), key=lambda i: done[i][1])
+            keep = sorted(set(ranked) | set(range(len(done) - 10, len(done))))
+            done = [done[i] for i in keep]
+        assert guided._fit_points() == done
+    restored = GuidedSearch(space, seed=0, max_points=20)
+    restored.load_state(json.loads(json.dumps(guided.state())))
+    assert restored._fit_points() == guided._fit_points()

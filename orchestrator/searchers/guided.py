@@ -69,17 +69,45 @@ class GuidedSearch(Strategy):
         self.asked: set[str] = set()  # keys asked for (told or not): never asked again
         self.n_asked = 0
         self.restart_at = 0  # index in `results` where the current phase began
+        self._index_results()
+
+    def _index_results(self) -> None:
+        """What each ask needs of the whole history, kept up to date as results are told (an
+        ask costs the same after 10,000 results as after 500): the valid results in order, and
+        a min-heap of the best `max_points // 2` of them as (score, -index)."""
+        self._done: list[tuple[Arch, float]] = []
+        self._top: list[tuple[float, int]] = []
+        for arch, score in self.results:
+            self._note(arch, score)
+
+    def _note(self, arch: Arch, score: float | None) -> None:
+        if score is None:
+            return
+        self._done.append((arch, score))
+        # Ties keep the earlier result, as a stable sort of the history would.
+        entry = (score, -(len(self._done) - 1))
+        if len(self._top) < self.max_points // 2:
+            heapq.heappush(self._top, entry)
+        elif entry > self._top[0]:
+            heapq.heapreplace(self._top, entry)
+
+    def _fit_points(self) -> list[tuple[Arch, float]]:
+        """The GP's points: all results, or past `max_points` the best half and the latest."""
+        if len(self._done) <= self.max_points:
+            return self._done
+        n, half = len(self._done), self.max_points // 2
+        keep = sorted({-i for _, i in self._top} | set(range(n - half, n)))
+        return [self._done[i] for i in keep]
 
     # ---- ask / tell ------------------------------------------------------------------------
     def ask(self) -> Arch:
         self.n_asked += 1
         self._maybe_restart()
-        done = [(a, s) for a, s in self.results if s is not None]
         phase = [(a, s) for a, s in self.results[self.restart_at :] if s is not None]
         pick = None
         # A new phase (and the start) begins from a random arch, as local search restarts do.
-        if self.n_asked > self.num_init and len(done) >= 2 and phase:
-            pick = self.propose(done, phase)
+        if self.n_asked > self.num_init and len(self._done) >= 2 and phase:
+            pick = self.propose(self._fit_points(), phase)
         if pick is None:
             pick = self.random_unseen()
         self.asked.add(self.space.key(pick))
@@ -89,6 +117,7 @@ class GuidedSearch(Strategy):
         value = primary(value)
         self.asked.add(self.space.key(arch))
         self.results.append([arch, None if value is None else self.score(value)])
+        self._note(*self.results[-1])
 
     def _maybe_restart(self) -> None:
         """After `patience` results without beating the phase's best, the phase is stuck in a
@@ -169,6 +198,7 @@ class GuidedSearch(Strategy):
         self.results = [list(r) for r in state["results"]]
         self.asked, self.n_asked = set(state["asked"]), state["n_asked"]
         self.restart_at = state["restart_at"]
+        self._index_results()
 
 
 def normal_scores(values: list[float]) -> np.ndarray:
