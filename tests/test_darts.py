@@ -159,7 +159,9 @@ def test_state_round_trip_continues_without_retraining(tiny, monkeypatch):
     assert b.results == a.results and b.summary() == a.summary()
 
 
-def test_resumed_during_training_continues_from_the_checkpoint(tiny, tmp_path, monkeypatch):
+def test_started_again_after_a_crash_in_training_continues_from_the_checkpoint(
+    tiny, tmp_path, monkeypatch
+):
     monkeypatch.setattr(darts, "CHECKPOINT_SECONDS", 0.0)  # back on the driver every epoch
     calls = []
     real = darts.search_epochs
@@ -172,22 +174,28 @@ def test_resumed_during_training_continues_from_the_checkpoint(tiny, tmp_path, m
 
     monkeypatch.setattr(darts, "search_epochs", crash_after_two)
     first = search(tiny, supernet_epochs=4)
-    first.folder = str(tmp_path)
+    first.folder = str(tmp_path / "run-1")  # the runner's experiment folders
+    (tmp_path / "run-1").mkdir()
+    (tmp_path / "run-2").mkdir()
     with pytest.raises(KeyboardInterrupt):
         first.ask()
-    assert (tmp_path / darts.CHECKPOINT_FILE).exists()
+    assert calls == [False, True, True]
+    (pending,) = tmp_path.glob(".darts-*.pt")  # beside the search's folder, named by the job
 
+    # Ray has no snapshot of a search killed in its first suggestion: the same search starts
+    # again, in a new folder of the same storage, and trains the last 2 epochs only.
     calls.clear()
     monkeypatch.setattr(
-        darts, "search_epochs", lambda job, blob: (calls.append(1), real(job, blob))[1]
+        darts, "search_epochs", lambda job, blob: (calls.append(blob), real(job, blob))[1]
     )
-    resumed = search(tiny, supernet_epochs=4)
-    resumed.folder = str(tmp_path)
-    cell = resumed.ask()
-    assert len(calls) == 2  # epochs 3 and 4 only
+    again = search(tiny, supernet_epochs=4)
+    again.folder = str(tmp_path / "run-2")
+    cell = again.ask()
+    assert len(calls) == 2 and calls[0] is not None
+    assert not pending.exists() and (tmp_path / "run-2" / darts.CHECKPOINT_FILE).exists()
     uninterrupted = search(tiny, supernet_epochs=4)
-    assert cell == uninterrupted.ask() and resumed.scores == uninterrupted.scores
-    assert resumed.history == uninterrupted.history
+    assert cell == uninterrupted.ask() and again.scores == uninterrupted.scores
+    assert again.history == uninterrupted.history
 
 
 def test_curves_and_plot_for_the_parent_run(tiny, tmp_path):
@@ -207,7 +215,8 @@ def test_curves_and_plot_for_the_parent_run(tiny, tmp_path):
     [
         ({"select": "best"}, "select must be one of argmax, perturbation, got 'best'"),
         ({"supernet_epochs": 0}, "supernet_epochs must be an integer >= 1"),
-        ({"arch_lr": -1.0}, "arch_lr >= 0"),
+        ({"arch_lr": -1.0}, r"arch_lr must be >= 0 \(0: alpha stays uniform\), got -1.0"),
+        ({"val_fraction": 1.5}, "val_fraction must be between 0 and 1, got 1.5"),
         ({"dataset": "mnist"}, "dataset: 'mnist' is not one of digits"),
     ],
 )
@@ -264,3 +273,4 @@ def test_the_example_runs_end_to_end(ray_local, tmp_path, tiny):
     assert (tmp_path / "ray").exists()
     checkpoint = [p for p in (tmp_path / "ray").rglob(darts.CHECKPOINT_FILE)]
     assert len(checkpoint) == 1  # the supernet's weights and alpha, next to the search's state
+    assert not list((tmp_path / "ray").glob(".darts-*"))  # moved in once trained

@@ -1,26 +1,25 @@
-"""Differentiable architecture search over NAS-Bench-201: DARTS, and DARTS-PT, which does not
-collapse onto parameter-free cells.
+"""Differentiable search over NAS-Bench-201: DARTS, and DARTS-PT, which does not collapse.
 
-On the first ask, the supernet of `torch_models/nb201_supernet.py` is trained with architecture
-parameters alpha on every edge (`torch_models/nb201_darts.py`: weights on training batches,
-alpha on validation batches, alternately), on the search's own data, in Ray tasks when Ray is
-running (on a GPU with `gpus`). The cell is then chosen (`select`): `argmax` is DARTS's, the
-largest alpha of every edge; `perturbation` is DARTS-PT's, the operation whose removal from the
-trained supernet raises its validation loss most. Asks hand out the derived cell first, then
-the cells of the next best scores (log-probabilities, or loss rises, summed over the edges), as
-many as `num_samples` asks for; they train standalone as ordinary trials. The alpha trajectory
-(`curves`) and a plot of the final weights (`artifacts`) go on the parent run.
+On the first ask, the supernet (`torch_models/nb201_darts.py`) trains with architecture
+parameters alpha, weights on training batches and alpha on validation batches, alternately, on
+the search's own data, in Ray tasks when Ray runs (on a GPU with `gpus`). Each edge's op is then
+chosen (`select`): `argmax`, DARTS's largest alpha; `perturbation`, DARTS-PT's op whose removal
+raises the supernet's validation loss most. Asks hand out that cell, then the next best by the
+ops' scores summed over the edges; they train standalone as ordinary trials. The alpha
+trajectory (`curves`) and a plot (`artifacts`) go on the parent run.
 
-State: training returns to the driver at least every CHECKPOINT_SECONDS with the supernet's
-weights, alpha, optimizers and random state, which are written (atomically) to
-CHECKPOINT_FILE in the search's folder (`folder`, set by the runner): a search resumed during
-training continues from there. Once trained, the JSON state holds alpha's trajectory, enough to
-hand out the same cells without the file.
+The training tasks come back to the driver every CHECKPOINT_SECONDS with a checkpoint (weights,
+alpha, optimizers, random state), written atomically beside the search's folder (`folder`, set
+by the runner) and moved into it, as CHECKPOINT_FILE, once trained. A search started again after
+a crash during training continues from it; once trained, the JSON state holds the scores and the
+trajectory, so a resumed search hands out the same cells without retraining.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import os
 import sys
 import tempfile
@@ -62,16 +61,18 @@ class DartsSearch(Strategy):
             )
         if select not in SELECTIONS:
             raise ValueError(f"select must be one of {', '.join(SELECTIONS)}, got {select!r}")
-        for name, value in (("supernet_epochs", supernet_epochs), ("batch_size", batch_size),
-                            ("threads", threads)):  # fmt: skip
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not lr > 0 or not arch_lr >= 0:
-            raise ValueError(f"need lr > 0 and arch_lr >= 0 (0: alpha stays uniform), got "
-                             f"lr={lr}, arch_lr={arch_lr}")  # fmt: skip
-        if not 0 < val_fraction < 1 or gpus < 0:
-            raise ValueError(f"need 0 < val_fraction < 1 and gpus >= 0, got "
-                             f"val_fraction={val_fraction}, gpus={gpus}")  # fmt: skip
+        positive = "an integer >= 1"
+        for name, value, ok, allowed in (
+            ("supernet_epochs", supernet_epochs, _count(supernet_epochs), positive),
+            ("batch_size", batch_size, _count(batch_size), positive),
+            ("threads", threads, _count(threads), positive),
+            ("lr", lr, lr > 0, "> 0"),
+            ("arch_lr", arch_lr, arch_lr >= 0, ">= 0 (0: alpha stays uniform)"),
+            ("val_fraction", val_fraction, 0 < val_fraction < 1, "between 0 and 1"),
+            ("gpus", gpus, gpus >= 0, ">= 0"),
+        ):
+            if not ok:
+                raise ValueError(f"{name} must be {allowed}, got {value!r}")
         self.job = dict(
             select=select, epochs=supernet_epochs, lr=lr, arch_lr=arch_lr,
             batch_size=batch_size, dataset=_checked_dataset(dataset), val_fraction=val_fraction,
@@ -131,12 +132,16 @@ class DartsSearch(Strategy):
         return out
 
     def artifacts(self, folder: str) -> list[str]:
-        """A bar chart of the final softmax(alpha) per edge, the derived cell's ops hatched."""
-        if not self.history:
+        """The plot of the final weights (`plot_alphas`)."""
+        if not self.scores:
             return []
+        from orchestrator.reporting.alphas import plot_alphas
+
         try:
-            return [plot_alphas(self.history["probabilities"], self.derived(), self.job,
-                                os.path.join(folder, PLOT_FILE))]  # fmt: skip
+            path = os.path.join(folder, PLOT_FILE)
+            return [
+                plot_alphas(self.history["probabilities"], self.scores, self.job["select"], path)
+            ]
         except Exception as e:  # a plot is never worth failing the search for
             print(f"nasorch: warning: the alpha plot was not drawn ({e})", file=sys.stderr)
             return []
@@ -144,11 +149,21 @@ class DartsSearch(Strategy):
     # ---- the search ----------------------------------------------------------------------
     def _search(self) -> None:
         job = {**self.job, "seed": self.rng.randrange(2**31)}
-        path = os.path.join(self.folder, CHECKPOINT_FILE) if self.folder else None
+        # Until trained, the checkpoint sits beside the search's folder, named by the job: Ray
+        # snapshots nothing before the first suggestion returns, so a search killed now cannot
+        # be resumed, but the same search started again (same storage_path) continues it.
+        pending = final = None
+        if self.folder:
+            digest = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()[:16]
+            root = os.path.dirname(os.path.abspath(self.folder))
+            pending = os.path.join(root, f".darts-{digest}.pt")
+            final = os.path.join(self.folder, CHECKPOINT_FILE)
         blob = None
-        if path and os.path.exists(path):
-            with open(path, "rb") as f:
-                blob = f.read()
+        for path in (final, pending):
+            if path and os.path.exists(path):
+                with open(path, "rb") as f:
+                    blob = f.read()
+                break
         print(
             f"nasorch: training the darts supernet ({job['epochs']} epochs"
             f"{', from its checkpoint' if blob else ''}); trials start after it",
@@ -168,10 +183,12 @@ class DartsSearch(Strategy):
             step = lambda *args: ray.get(remote.remote(*args))  # noqa: E731
         while True:  # back on the driver, with a checkpoint, every CHECKPOINT_SECONDS
             blob, info = step(job, blob)
-            if path:
-                write_bytes_atomic(path, blob)
+            if pending:
+                write_bytes_atomic(pending, blob)
             if "scores" in info:
                 break
+        if pending:  # trained: the weights and alpha stay with the search
+            os.replace(pending, final)
         self.history, self.scores = info["history"], info["scores"]
         self.timings = {"supernet_train_seconds": info["seconds"]}
         print(
@@ -209,31 +226,8 @@ def ranked(scores: list[list[float]]) -> list[tuple[str, ...]]:
     return [tuple(OPS[k] for k in cell) for cell in best]
 
 
-def plot_alphas(
-    probabilities: list[list[list[float]]], cell: list[str], job: dict[str, Any], path: str
-) -> str:
-    """The final softmax(alpha) of every edge and op as grouped bars, the derived ops hatched."""
-    from matplotlib.figure import Figure
-
-    final = probabilities[-1]
-    fig = Figure(figsize=(9, 3.8))
-    ax = fig.add_subplot()
-    width = 0.8 / len(OPS)
-    for k, op in enumerate(OPS):
-        xs = [e + (k - (len(OPS) - 1) / 2) * width for e in range(len(EDGES))]
-        bars = ax.bar(xs, [row[k] for row in final], width, label=op)
-        for bar, chosen in zip(bars, cell, strict=True):
-            if chosen == op:
-                bar.set_hatch("//")
-                bar.set_edgecolor("black")
-    ax.set_xticks(range(len(EDGES)), [f"{j} <- {i}" for j, i in EDGES])
-    ax.set_xlabel(f"edge (node <- node); hatched: the derived cell ({job['select']})")
-    ax.set_ylabel("softmax(alpha)")
-    ax.set_title(f"darts: operation weights after {len(probabilities) - 1} epochs")
-    ax.legend(fontsize=8, ncols=len(OPS), loc="upper center", bbox_to_anchor=(0.5, -0.25))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _checked_dataset(dataset: Any) -> Any:
