@@ -7,7 +7,8 @@ the best-so-far of the table's metric), DIR/summary.csv, DIR/best_so_far.png and
 summary as mean +/- std at 25, 50, 100 and 200 evaluations. With `--objective2 num_params` (or
 any objective the space computes) every searcher is told both values (NSGA-II optimises both,
 the others the first), and the bench adds each searcher's hypervolume, pareto_front.csv and
-pareto_front.png.
+pareto_front.png. With `--warm-from SOURCE`, orchestrator/bench_warm.py measures warm starts
+(reuse of the same table, transfer from another) against cold ones instead.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@
   6 pairs (the best 5: on 1), and a shuffled source still ends level with a cold start at 100.
 - Their results are not told to the searcher as this task's results: an unrelated task's values
   misled a predictor-guided search (91.29 against a cold 91.54 at 100 on a shuffled table), and
-  a searcher does not propose an architecture it was told about.
+  `guided` never proposes an architecture it was told about.
 """
 
 from __future__ import annotations
