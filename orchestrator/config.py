@@ -82,7 +82,9 @@ class WarmStart(_Strict):
         "auto",
         description="a prior from related trials: auto (same recipe, other data), all, off",
     )
-    top_k: int = Field(5, ge=0, description="related task's best architectures tried first")
+    top_k: int = Field(
+        25, ge=0, description="a related task's best tried first (at most num_samples / 4)"
+    )
 
 
 class ExperimentConfig(_Strict):

@@ -105,8 +105,10 @@ class GuidedSearch(Strategy):
         self._maybe_restart()
         phase = [(a, s) for a, s in self.results[self.restart_at :] if s is not None]
         pick = None
-        # A new phase (and the start) begins from a random arch, as local search restarts do.
-        if self.n_asked > self.num_init and len(self._done) >= 2 and phase:
+        # A new phase (and the start) begins from a random arch, as local search restarts do;
+        # `num_init` results told before the first ask (a warm start) are a start already.
+        started = self.n_asked > self.num_init or len(self._done) >= self.num_init
+        if started and len(self._done) >= 2 and phase:
             pick = self.propose(self._fit_points(), phase)
         if pick is None:
             pick = self.random_unseen()

@@ -54,7 +54,7 @@ class RungGuidedSearch(Strategy):
     def ask(self) -> Arch:
         self.n_asked += 1
         pick = None
-        if self.n_asked > self.num_init:
+        if self.n_asked > self.num_init or len(self.reached) >= self.num_init:  # or warm-started
             level = self.fidelity()
             if level is not None:
                 done = self.at(level)

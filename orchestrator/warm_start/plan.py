@@ -59,7 +59,7 @@ class WarmStart:
         mode: str,
         reuse: bool = True,
         transfer: str = "auto",
-        top_k: int = 5,
+        top_k: int = 25,
         budget: int | None = None,
     ) -> WarmStart:
         """`transfer`: "auto" (a prior from trials of the same recipe on other data), "all"

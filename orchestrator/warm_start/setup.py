@@ -51,8 +51,9 @@ def apply_warm_start(
     if ws is None:
         return None
     plan = WarmStart.plan(
-        past, fp, mode=cfg.mode, reuse=ws.reuse, transfer=ws.transfer, top_k=ws.top_k
-    )
+        past, fp, mode=cfg.mode, reuse=ws.reuse, transfer=ws.transfer, top_k=ws.top_k,
+        budget=cfg.num_samples,
+    )  # fmt: skip
     parts.gate.warm_told = plan.prime(parts.strategy)
     parts.gate.record = {
         key: {
