@@ -38,8 +38,10 @@ class RegularizedEvolution(Strategy):
 
     def ask(self) -> Arch:
         self.n_asked += 1
-        # Random while the initial population is still being asked for, or all of it failed.
-        if self.n_asked <= self.population_size or not self.population:
+        # Random while the initial population is still being asked for (unless results told
+        # before the first ask, a warm start, filled it already), or all of it failed.
+        filling = self.n_asked <= self.population_size
+        if (filling and len(self.population) < self.population_size) or not self.population:
             return self.space.sample(self.rng)
         k = min(self.sample_size, len(self.population))
         contestants = self.rng.sample(range(len(self.population)), k)
