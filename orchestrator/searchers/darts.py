@@ -22,9 +22,9 @@ import itertools
 import json
 import os
 import sys
-import tempfile
 from typing import Any
 
+from orchestrator.core.jsonio import write_bytes_atomic
 from orchestrator.searchers._common import primary
 from orchestrator.searchers.base import Strategy, Value
 from search_spaces.base import Arch, SearchSpace
@@ -241,21 +241,6 @@ def _checked_dataset(dataset: Any) -> Any:
     except ValidationError as e:
         raise ValueError(f"dataset: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     return dataset
-
-
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """A crash leaves the old checkpoint or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def search_epochs(job: dict[str, Any], blob: bytes | None) -> tuple[bytes, dict[str, Any]]:
