@@ -122,6 +122,18 @@ def test_decision_cost_is_read_at_each_mark_for_the_trials_since_the_last():
     assert 0.5 * total < spent <= total + 1e-9
 
 
+def test_a_warm_started_simulation_tries_its_seeds_first_and_keeps_its_record():
+    source = build_source("nb201")
+    cold = simulate(source, "guided", "asha", workers=2, seed=1, max_trials=20, keep_trials=True)
+    assert len(cold.ended) == 20
+    best = sorted(cold.ended, key=lambda e: -e[1])[:3]
+    assert all(e[3] == (e[2] == source.max_epochs) for e in cold.ended)  # complete = all epochs
+    seeds = [arch for arch, *_ in best]
+    warm = simulate(source, "guided", "asha", workers=2, seed=1, max_trials=20, seeds=seeds,
+                    keep_trials=True)  # fmt: skip
+    assert [arch for arch, *_ in warm.ended[:3]] == seeds
+
+
 @pytest.mark.parametrize("combo", ["tpe+asha", "rungs+asha", "guided+asha", "random+hyperband",
                                    "random+curve", "random+median"])  # fmt: skip
 def test_every_combination_runs_inside_the_table(tmp_path, combo):

@@ -81,6 +81,9 @@ class SimResult:
     cpu: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_CPU, 0.0))
     # (trials, cpu s per trial over the trials since the previous mark): what a trial costs now
     cost_at: list[tuple[int, float]] = field(default_factory=list)
+    # With simulate(keep_trials=True): (arch, last value, epochs, ran every epoch) per trial,
+    # what a warm start would read back from this search's record.
+    ended: list[tuple[dict, float, int, bool]] = field(default_factory=list)
 
     def best_at(self, t: float) -> float | None:
         best = None

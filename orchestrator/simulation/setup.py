@@ -63,7 +63,12 @@ def simulate(
     searcher_options: dict[str, Any] | None = None,
     scheduler_options: dict[str, Any] | None = None,
     cost_marks: tuple[int, ...] = (),
+    seeds: list[dict] | None = None,
+    keep_trials: bool = False,
 ) -> SimResult:
+    """`seeds`: architectures suggested before the searcher is asked (a warm start's related
+    task's best, as `orchestrator/warm_start` puts them in the adapter); `keep_trials`: fill
+    `SimResult.ended` with every trial's last result."""
     if searcher not in STRATEGIES:
         raise UserError(f"searcher: unknown {searcher!r}; allowed: {', '.join(STRATEGIES)}")
     if scheduler not in SCHEDULERS:
@@ -82,8 +87,16 @@ def simulate(
         gate=Gate(source.space),
         seed=seed,
     )
+    adapter.seeds = list(seeds or [])
     sim = Simulation(
         source, adapter, sched, workers=workers, max_time=max_time, max_trials=max_trials,
         cost_marks=cost_marks,
     )  # fmt: skip
-    return sim.run()
+    result = sim.run()
+    if keep_trials:
+        result.ended = [
+            (t.config["arch"], float(t.last_result[source.metric]), t.epoch,
+             t.epoch >= source.max_epochs)
+            for t in sim.trials.values() if t.last_result
+        ]  # fmt: skip
+    return result
