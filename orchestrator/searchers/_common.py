@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from orchestrator.searchers.base import Value
 
@@ -37,3 +39,17 @@ def one_blas_thread() -> Iterator[None]:
 
 
 _controller = None
+
+
+def on_a_worker(fn: Callable[..., Any], *, cpus: float, gpus: float) -> Callable[..., Any]:
+    """`fn` run in a Ray task when the runner has started Ray (with `gpus`, on a GPU, and not
+    on the driver: the trials' slots are still free at a searcher's first ask), else `fn`
+    itself. A strategy never imports Ray; the supernet searchers train their networks here."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return fn
+    if gpus and ray.cluster_resources().get("GPU", 0) < gpus:
+        print("nasorch: no GPU in the cluster; the supernet trains on CPU", file=sys.stderr)
+        gpus = 0
+    remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(fn)
+    return lambda *args: ray.get(remote.remote(*args))

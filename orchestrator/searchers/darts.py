@@ -25,7 +25,7 @@ import sys
 from typing import Any
 
 from orchestrator.core.jsonio import write_bytes_atomic
-from orchestrator.searchers._common import primary
+from orchestrator.searchers._common import on_a_worker, primary
 from orchestrator.searchers.base import Strategy, Value
 from search_spaces.base import Arch, SearchSpace
 from search_spaces.nb201 import EDGE_NAMES, EDGES, OPS, NB201Space
@@ -170,17 +170,7 @@ class DartsSearch(Strategy):
             file=sys.stderr,
             flush=True,
         )
-        step = search_epochs
-        ray = sys.modules.get("ray")  # a strategy never imports Ray; the runner starts it
-        if ray is not None and ray.is_initialized():
-            # On a Ray worker, not the driver: with `gpus`, on a GPU; the trials' slots are
-            # still free at the first ask.
-            gpus = self.gpus
-            if gpus and ray.cluster_resources().get("GPU", 0) < gpus:
-                print("nasorch: no GPU in the cluster; the supernet trains on CPU", file=sys.stderr)
-                gpus = 0
-            remote = ray.remote(num_cpus=self.job["threads"], num_gpus=gpus)(search_epochs)
-            step = lambda *args: ray.get(remote.remote(*args))  # noqa: E731
+        step = on_a_worker(search_epochs, cpus=self.job["threads"], gpus=self.gpus)
         while True:  # back on the driver, with a checkpoint, every CHECKPOINT_SECONDS
             blob, info = step(job, blob)
             if pending:

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from orchestrator.searchers._common import primary
+from orchestrator.searchers._common import on_a_worker, primary
 from orchestrator.searchers.base import Strategy, Value
 from search_spaces.base import Arch, SearchSpace
 from search_spaces.nb201 import EDGES, OPS, NB201Space
@@ -119,18 +119,10 @@ class SupernetSearch(Strategy):
         cells = [arch["edges"] for arch in candidates]
         # The rest of the random stream goes with the job, so where it runs changes nothing.
         job = (cells, self.options, self.space.C, self.space.N, self.rng)
-        ray = sys.modules.get("ray")  # a strategy never imports Ray; the runner starts it
-        if ray is not None and ray.is_initialized():
-            # On a Ray worker, not the driver: with `gpus`, on a GPU; the trials' slots are
-            # still free at the first ask.
-            gpus = self.options["gpus"]
-            if gpus and ray.cluster_resources().get("GPU", 0) < gpus:
-                print("nasorch: no GPU in the cluster; the supernet trains on CPU", file=sys.stderr)
-                gpus = 0
-            remote = ray.remote(num_cpus=self.options["threads"], num_gpus=gpus)(train_and_score)
-            results, self.timings = ray.get(remote.remote(*job))
-        else:
-            results, self.timings = train_and_score(*job)
+        train = on_a_worker(
+            train_and_score, cpus=self.options["threads"], gpus=self.options["gpus"]
+        )
+        results, self.timings = train(*job)
         for arch, (acc, loss) in zip(candidates, results):
             self.scores[self.space.key(arch)] = acc if self.score_by == "accuracy" else -loss
         # Ties (accuracy moves in steps of 1/len(val)) are broken by the cell string: stable.
