@@ -94,7 +94,8 @@ def main() -> None:
                         runs[(kind, source, target, s)] = (target, s, plan.seeds)
         keys = list(runs)
         regrets = pool.starmap(
-            target_regrets, [(t, s, args.workers, args.budget, sd) for t, s, sd in runs.values()]
+            target_regrets,
+            [(t, s, args.workers, args.budget, sd) for t, s, sd in runs.values()],
         )
     got = dict(zip(keys, regrets))
     print(f"\nmean normalised regret, {SEARCHER}+{SCHEDULER}, {args.workers} workers, "

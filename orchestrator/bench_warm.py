@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import UserError
+from orchestrator.warm_start.plan import seed_turn
 
 CHECKPOINTS = (10, 25, 50, 100, 200)
 SOURCE_SEED = 10_000  # the source search's seed is seed + this: not the target's random stream
@@ -221,8 +222,8 @@ def search(
     """Ask, gate, look up, tell until `budget` trainings, as StrategySearcher.suggest and the
     tracker do it: a warm start primes the strategy, its answers pass through the real Gate
     (a proposal answered from the record is told at once and trains nothing) and its seeds are
-    suggested before the strategy is asked. `curve[n-1]`: the best result known after n
-    trainings (answers from the record included, since they are this task's results)."""
+    suggested when `plan.seed_turn` says, the strategy asked in between. `curve[n-1]`: the best
+    result known after n trainings (answers from the record included: this task's results)."""
     from orchestrator.core.gate import Gate
 
     gate = Gate(space)
@@ -238,9 +239,11 @@ def search(
     best: float | None = None
     curve: list[float] = []
     trained: list[tuple[str, dict, float]] = []
-    skips = 0
+    skips = suggested = 0
     while len(trained) < budget and not gate.exhausted:
-        arch = seeds.pop(0) if seeds else strategy.ask()
+        turn = seed_turn(suggested)  # which suggestions take a seed, as in the adapter
+        suggested += 1
+        arch = seeds.pop(0) if seeds and turn else strategy.ask()
         if arch is None:
             break
         verdict = gate.check(arch)

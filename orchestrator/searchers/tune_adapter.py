@@ -58,6 +58,8 @@ class StrategySearcher(Searcher):
         self.max_consecutive_failures = max_consecutive_failures
         self.failures_in_a_row = 0
         self.seeds: list[dict] = []
+        # Which suggestions take a seed (warm_start.plan.seed_turn; None: all of them first).
+        self.seed_turn: Callable[[int], bool] | None = None
         self.on_reuse: Callable[[int, dict, dict], None] | None = None
 
     def __getstate__(self) -> dict:
@@ -83,7 +85,9 @@ class StrategySearcher(Searcher):
         if self.failed_out or self.gate.exhausted:
             return Searcher.FINISHED
         for _ in range(self.max_skips):
-            arch = self.seeds.pop(0) if self.seeds else self.strategy.ask()
+            turn = getattr(self, "seed_turn", None)
+            seed = self.seeds and (turn is None or turn(self.next_number - 1))
+            arch = self.seeds.pop(0) if seed else self.strategy.ask()
             if arch is None:
                 return Searcher.FINISHED
             verdict = self.gate.check(arch)

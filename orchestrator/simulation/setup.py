@@ -15,6 +15,7 @@ from orchestrator.schedulers import SCHEDULERS
 from orchestrator.searchers import STRATEGIES
 from orchestrator.searchers.tune_adapter import StrategySearcher
 from orchestrator.simulation.engine import SimResult, Simulation
+from orchestrator.warm_start.plan import seed_turn
 from trainables.curves import CurveError, CurveSource, TableCurves, data_path
 
 # The combinations the simulator compares (searcher+scheduler); `ours` marks our own.
@@ -88,6 +89,7 @@ def simulate(
         seed=seed,
     )
     adapter.seeds = list(seeds or [])
+    adapter.seed_turn = seed_turn  # as a real warm start takes them
     sim = Simulation(
         source, adapter, sched, workers=workers, max_time=max_time, max_trials=max_trials,
         cost_marks=cost_marks,

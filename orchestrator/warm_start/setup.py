@@ -15,7 +15,7 @@ from typing import Any
 from orchestrator import tags as T
 from orchestrator.config import ExperimentConfig
 from orchestrator.warm_start.fingerprint import Fingerprint, fingerprint
-from orchestrator.warm_start.plan import PastTrial, WarmStart
+from orchestrator.warm_start.plan import PastTrial, WarmStart, seed_turn
 from orchestrator.warm_start.record import read_record
 
 
@@ -65,7 +65,7 @@ def apply_warm_start(
         }
         for key, p in plan.answers.items()
     }
-    searcher.seeds = list(plan.seeds)
+    searcher.seeds, searcher.seed_turn = list(plan.seeds), seed_turn
     names = ws.experiments or [cfg.experiment_name()]
     print(
         f"nasorch: warm start from {', '.join(names)}: {len(past)} earlier trials; the searcher "
