@@ -232,7 +232,7 @@ def search(
     if plan is not None:  # what orchestrator/warm_start/setup.py does before the first trial
         told = plan.prime(strategy)
         gate.warm_told = told
-        gate.record = {k: {"value": p.value, "run_id": p.run_id} for k, p in plan.answers.items()}
+        gate.record = plan.gate_record()
         seeds = list(plan.seeds)
     n_seeds = len(seeds)
     sign = 1.0 if mode == "max" else -1.0

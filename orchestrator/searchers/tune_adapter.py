@@ -68,7 +68,8 @@ class StrategySearcher(Searcher):
     def __setstate__(self, state: dict) -> None:
         """Ray unpickles the searcher of a restored search: `nasorch resume` finds it here."""
         self.__dict__.update(state)
-        self.__dict__.setdefault("seeds", [])
+        self.__dict__.setdefault("seeds", [])  # a snapshot by an older nasorch lacks them
+        self.__dict__.setdefault("seed_turn", None)
         self.on_reuse = None  # the runner connects the restored tracker again
         restored.register("searcher", self)
 
@@ -85,7 +86,7 @@ class StrategySearcher(Searcher):
         if self.failed_out or self.gate.exhausted:
             return Searcher.FINISHED
         for _ in range(self.max_skips):
-            turn = getattr(self, "seed_turn", None)
+            turn = self.seed_turn
             seed = self.seeds and (turn is None or turn(self.next_number - 1))
             arch = self.seeds.pop(0) if seed else self.strategy.ask()
             if arch is None:

@@ -208,17 +208,7 @@ class MlflowTracker(Callback):
         if self._claim_lost_run(trial.trial_id, number, str(config.get("arch_key", ""))):
             self._replay(trial.trial_id)
             return
-        tags = {
-            **self.run_tags,
-            "mlflow.parentRunId": self.parent_run_id,
-            T.ROLE: "trial",
-            T.TRIAL_ID: trial.trial_id,
-            T.TRIAL_NUMBER: str(number),
-            T.ARCH: json.dumps(arch, sort_keys=True)[:5000],
-            T.ARCH_HASH: str(config.get("arch_key", "")),
-            T.STATUS: "running",
-        }
-        params = {k: str(v)[:6000] for k, v in self.flatten(config).items()}
+        tags, params = self._new_run(trial.trial_id, number, config, "running")
         name = f"{T.trial_name(number)} {self.describe(arch)}"
         self.run_ids[trial.trial_id] = "pending"
         self._curves[trial.trial_id] = []  # started in this session: its whole curve is seen
@@ -228,26 +218,35 @@ class MlflowTracker(Callback):
         self._queue.put(("start", trial.trial_id, (name, tags, params, cost, now)))
         self._replay(trial.trial_id)  # a crash may have lost even the run's creation
 
-    def record_reuse(self, number: int, config: dict, source: dict) -> None:
-        """A trial answered from an earlier search's record: a run of its own, marked reused and
-        linked to the run it came from, with that run's last metric values; nothing trained."""
-        trial_id = f"{REUSED_ID}{number}"
-        arch, run_id = config.get("arch", {}), source.get("run_id", "")
-        link = f"#/experiments/{source.get('experiment_id', '')}/runs/{run_id}"
+    def _new_run(
+        self, trial_id: str, number: int, config: dict, status: str
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """The tags and params a trial's run is created with."""
         tags = {
             **self.run_tags,
             "mlflow.parentRunId": self.parent_run_id,
             T.ROLE: T.TRIAL,
             T.TRIAL_ID: trial_id,
             T.TRIAL_NUMBER: str(number),
-            T.ARCH: json.dumps(arch, sort_keys=True)[:5000],
+            T.ARCH: json.dumps(config.get("arch", {}), sort_keys=True)[:5000],
             T.ARCH_HASH: str(config.get("arch_key", "")),
-            T.STATUS: "reused",
-            T.REUSED_FROM: run_id,
-            "mlflow.note.content": f"Not trained: the result of run [{run_id}]({link}), "
-            "an earlier trial with the same architecture and fingerprint.",
+            T.STATUS: status,
         }
         params = {k: str(v)[:6000] for k, v in self.flatten(config).items()}
+        return tags, params
+
+    def record_reuse(self, number: int, config: dict, source: dict) -> None:
+        """A trial answered from an earlier search's record: a run of its own, marked reused and
+        linked to the run it came from, with that run's last metric values; nothing trained."""
+        trial_id = f"{REUSED_ID}{number}"
+        arch, run_id = config.get("arch", {}), source.get("run_id", "")
+        link = f"#/experiments/{source.get('experiment_id', '')}/runs/{run_id}"
+        tags, params = self._new_run(trial_id, number, config, "reused")
+        tags[T.REUSED_FROM] = run_id
+        tags["mlflow.note.content"] = (
+            f"Not trained: the result of run [{run_id}]({link}), "
+            "an earlier trial with the same architecture and fingerprint."
+        )
         name = f"{T.trial_name(number)} {self.describe(arch)} (reused)"
         metrics = {k: float(v) for k, v in (source.get("metrics") or {}).items()}
         epochs = int(source.get("epochs") or 0)

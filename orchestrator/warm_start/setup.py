@@ -55,16 +55,7 @@ def apply_warm_start(
         budget=cfg.num_samples,
     )  # fmt: skip
     parts.gate.warm_told = plan.prime(parts.strategy)
-    parts.gate.record = {
-        key: {
-            "value": p.value,
-            "run_id": p.run_id,
-            "experiment_id": p.experiment_id,
-            "epochs": p.epochs,
-            "metrics": p.metrics,
-        }
-        for key, p in plan.answers.items()
-    }
+    parts.gate.record = plan.gate_record()
     searcher.seeds, searcher.seed_turn = list(plan.seeds), seed_turn
     names = ws.experiments or [cfg.experiment_name()]
     print(
