@@ -160,18 +160,15 @@ def _start_method() -> str:
 
 def run_one(job: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
     """One searcher, one seed: ask, look up, tell, `budget` times. Returns best-so-far curve."""
+    from threadpoolctl import threadpool_limits
+
     from orchestrator.searchers import STRATEGIES
     from search_spaces import SEARCH_SPACES
     from trainables.tabular import Table
 
     table = Table.load(job["table"], job["arch_column"], job["metric_column"])
     space = SEARCH_SPACES[job["space"]](**job["space_options"])
-    try:  # one BLAS thread per worker: the worker processes already use every core
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:
-        pass
+    threadpool_limits(1)  # one BLAS thread per worker: the worker processes use every core
     sign = 1.0 if job["mode"] == "max" else -1.0
     t0 = time.process_time()
     obj2 = job.get("objective2")

@@ -131,17 +131,14 @@ def execute(
 # ---- one seed --------------------------------------------------------------------------------
 def run_seed(job: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
     """Source search, warm search and cold search of one searcher and seed."""
+    from threadpoolctl import threadpool_limits
+
     from orchestrator.searchers import STRATEGIES
     from orchestrator.warm_start.plan import PastTrial, WarmStart
     from search_spaces import SEARCH_SPACES
     from trainables.tabular import Table
 
-    try:  # one BLAS thread per worker: the worker processes already use the cores
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:
-        pass
+    threadpool_limits(1)  # one BLAS thread per worker: the worker processes use the cores
     space = SEARCH_SPACES[job["space"]](**job["space_options"])
     target = Table.load(job["target"], job["arch_column"], job["metric_column"]).values
     source = Table.load(job["source"], job["arch_column"], job["metric_column"]).values
