@@ -44,10 +44,17 @@ def _meet_the_other_node(node_id: str, timeout: float = 20.0) -> None:
         time.sleep(0.1)
 
 
+HOLD_EPOCH = 2  # a trial on the worker node waits after this epoch until the node is killed
+
+
 def lasting(config: dict) -> None:
     """Eight epochs of 0.5 s, checkpointed each epoch, for the node-loss test: a trial whose node
     dies continues elsewhere from its last checkpoint. A marker file says where each trial
-    started, so the test knows when the second node is busy."""
+    started, so the test knows when the second node is busy.
+
+    On the worker node a trial holds after epoch `HOLD_EPOCH` (up to 5 minutes): without that, a
+    loaded machine's driver can learn of epoch 2 only after the trial has finished all eight, and
+    the kill would find nothing to move."""
     import json
     import tempfile
 
@@ -74,3 +81,7 @@ def lasting(config: dict) -> None:
                 json.dump({"epoch": epoch}, f)
             metrics = {"score": score * epoch, "on_worker": on_worker, "node_id": node_id}
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        if root and on_worker and epoch == HOLD_EPOCH:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:  # the test kills this node meanwhile
+                time.sleep(0.5)
