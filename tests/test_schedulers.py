@@ -108,6 +108,20 @@ def test_asha_reasons_and_unchanged_decisions():
     assert sched.trial_tags("a") == {}
 
 
+def test_a_trial_that_reached_its_budget_is_complete_despite_a_stop_decision():
+    """A crash between a scheduler's stop and the stop lets the resumed trial train to its
+    budget: it is complete, not stopped early."""
+    from orchestrator.tracking.events import status_of
+
+    full, short = {"training_iteration": 3}, {"training_iteration": 2}
+    assert status_of(False, full, max_epochs=3, stopped=True) == "completed"
+    assert status_of(False, short, max_epochs=3, stopped=True) == "stopped_early"
+    assert status_of(False, short, max_epochs=3, stopped=False) == "stopped_early"
+    assert status_of(False, short, max_epochs=None, stopped=True) == "stopped_early"
+    assert status_of(False, short, max_epochs=None, stopped=False) == "completed"
+    assert status_of(True, full, max_epochs=3, stopped=False) == "errored"
+
+
 def test_median_reasons_and_unchanged_decisions():
     stream = [(t, e, acc) for e in (1, 2) for t, acc in [("a", 0.9), ("b", 0.8), ("c", 0.85)]]
     stream += [("d", 1, 0.1), ("d", 2, 0.2)]

@@ -26,14 +26,15 @@ def status_of(
     errored: bool, last: dict, max_epochs: int | None = None, stopped: bool = False
 ) -> str:
     """completed / stopped_early / errored. Ray sets `done` on scheduler stops too, so a stop is
-    known from the scheduler (`stopped`) or from fewer epochs than the trainable's budget."""
+    known from the scheduler (`stopped`) or from fewer epochs than the trainable's budget. A
+    trial that reached its budget is complete even if the scheduler once chose to stop it: a
+    crash between that choice and the stop lets the resumed trial train on."""
     if errored:
         return "errored"
-    if stopped:
-        return "stopped_early"
-    if max_epochs is not None and last.get("training_iteration", 0) < max_epochs:
-        return "stopped_early"
-    return "completed"
+    reached = last.get("training_iteration", 0)
+    if max_epochs is not None:
+        return "stopped_early" if reached < max_epochs else "completed"
+    return "stopped_early" if stopped else "completed"
 
 
 def trial_status(trial: Any, max_epochs: int | None = None, scheduler: Any = None) -> str:

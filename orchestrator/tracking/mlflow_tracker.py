@@ -365,6 +365,8 @@ class MlflowTracker(Callback):
         epochs = (last or trial.last_result or {}).get("training_iteration", 0)
         tags = {T.STATUS: status, T.EPOCHS: str(epochs)}
         tags.update(self._scheduler_tags(trial.trial_id))
+        if status != "stopped_early":  # a stop a crash kept from happening (events.status_of)
+            tags.pop(T.STOP_REASON, None)
         error = None
         if status == "errored" and trial.error_file and os.path.exists(trial.error_file):
             with open(trial.error_file) as f:
