@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pyarrow.fs
 
-from orchestrator.resume.checkpoints import CheckpointPruner
+from orchestrator.resumable.checkpoints import CheckpointPruner
 
 
 def test_checkpoints_named_by_the_last_two_snapshots_stay(tmp_path):

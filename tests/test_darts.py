@@ -277,3 +277,53 @@ def test_the_example_runs_end_to_end(ray_local, tmp_path, tiny):
     checkpoint = [p for p in (tmp_path / "ray").rglob(darts.CHECKPOINT_FILE)]
     assert len(checkpoint) == 1  # the supernet's weights and alpha, next to the search's state
     assert not list((tmp_path / "ray").glob(".darts-*"))  # moved in once trained
+
+
+@pytest.mark.integration
+def test_resume_of_a_search_killed_while_its_supernet_trains(
+    ray_local, tmp_path, tiny, monkeypatch
+):
+    """Ray snapshots nothing before the first suggestion returns: `nasorch resume` starts such a
+    search over in its folder and MLflow run, and the supernet trains on from its checkpoint."""
+    monkeypatch.setattr(darts, "CHECKPOINT_SECONDS", 0.0)  # back on the driver every epoch
+    monkeypatch.setattr(darts, "on_a_worker", lambda fn, **kwargs: fn)  # there, calls count
+    real, calls = darts.search_epochs, []
+
+    def crash_in_the_third_epoch(job, blob):
+        calls.append(blob is not None)
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return real(job, blob)
+
+    monkeypatch.setattr(darts, "search_epochs", crash_in_the_third_epoch)
+    cfg = yaml.safe_load((ROOT / "examples" / "darts.yaml").read_text())
+    cfg["num_samples"] = 2
+    cfg["trainable"]["options"].update(dataset=tiny, epochs=2)
+    cfg["searcher"]["options"]["supernet_epochs"] = 4
+    cfg.update(
+        storage_path=str(tmp_path / "ray"), tracking={"uri": f"sqlite:///{tmp_path}/mlflow.db"}
+    )
+    with pytest.raises(KeyboardInterrupt):
+        orchestrator.run(cfg, progress=False)
+    (folder,) = [p for p in (tmp_path / "ray").iterdir() if p.is_dir()]
+    assert len(list((tmp_path / "ray").glob(".darts-*.pt"))) == 1  # two epochs in it
+
+    calls.clear()
+    monkeypatch.setattr(
+        darts,
+        "search_epochs",
+        lambda job, blob: (calls.append(blob is not None), real(job, blob))[1],
+    )
+    result = orchestrator.resume(str(folder), progress=False)
+    assert calls == [True, True]  # the last two epochs, from the checkpoint
+    assert list(result.trials["status"]) == ["completed", "completed"]
+    client = MlflowClient(result.tracking_uri)
+    runs = client.search_runs([result.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get(T.ROLE) == T.SEARCH]
+    assert parent.info.status == "FINISHED" and T.RESUMED in parent.data.tags
+    children = [r for r in runs if r.data.tags.get(T.ROLE) == T.TRIAL]
+    assert [c.info.status for c in children] == ["FINISHED", "FINISHED"]
+    history = client.get_metric_history(parent.info.run_id, "alpha/edge_3_2/nor_conv_3x3")
+    assert sorted(m.step for m in history) == [0, 1, 2, 3, 4]
+    assert [p.name for p in (tmp_path / "ray").iterdir()] == [folder.name]  # the same folder
+    assert (folder / darts.CHECKPOINT_FILE).exists()

@@ -1,13 +1,13 @@
 """A kill between MLflow taking a round and the state file recording it (the whole process tree
 SIGKILLed): resume learns from MLflow what the round wrote, so no run is doubled and no epoch
-is logged twice (`orchestrator/resume/inflight.py`)."""
+is logged twice (`orchestrator/resumable/inflight.py`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from orchestrator.resume import inflight
-from orchestrator.resume.state_file import SearchState
+from orchestrator.resumable import inflight
+from orchestrator.resumable.state_file import SearchState
 from orchestrator.tracking.writer import _Writer
 from tests.test_sinks import _rounds, _start, _store
 

@@ -164,3 +164,17 @@ def test_mlflow_tag_names_and_trial_names_live_in_tags():
             if literal.search(code) and "CANDIDATE_ATTR" not in code:  # an Optuna attr
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_no_public_name_is_also_a_subpackage():
+    """Importing `orchestrator.<x>` sets the attribute `x` on the package: a subpackage named
+    like a public function (`resume`) would replace it once anything imported the subpackage."""
+    import orchestrator
+
+    for package in PACKAGES:
+        exports = getattr(__import__(package), "__all__", [])
+        children = {p.stem if p.suffix else p.name for p in (ROOT / package).iterdir()}
+        assert not set(exports) & children, package
+    import orchestrator.execution.runner  # noqa: F401  (imports every subpackage it uses)
+
+    assert callable(orchestrator.resume) and callable(orchestrator.run)

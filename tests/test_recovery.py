@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from orchestrator.resume.recovery import trial_id_from_dirname, unrecorded_results
+from orchestrator.resumable.recovery import trial_id_from_dirname, unrecorded_results
 
 
 def _write_results(folder, results):

@@ -114,7 +114,7 @@ def test_state_files_are_written_atomically(tmp_path, name, monkeypatch):
 def test_resume_backfill_reads_rays_staging_folder_too(tmp_path, monkeypatch):
     """Ray writes result.json into its session's staging folder and copies it next to the
     experiment only now and then: after a SIGKILL the newest results are only in the former."""
-    from orchestrator.resume.recovery import unrecorded_results
+    from orchestrator.resumable.recovery import unrecorded_results
 
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "tmp"))
     experiment = tmp_path / "results" / "search-20261125-120000"

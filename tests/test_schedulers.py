@@ -328,7 +328,7 @@ def test_after_an_exploit_the_searcher_learns_what_its_own_arch_reached():
 
 
 def test_stop_reasons_and_exploits_survive_a_resume():
-    from orchestrator.resume.scheduler_state import SchedulerState
+    from orchestrator.resumable.scheduler_state import SchedulerState
 
     asha = SCHEDULERS["asha"](max_t=6)
     asha.stop_reasons["a"] = "asha: stopped at epoch 1"

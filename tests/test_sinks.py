@@ -223,7 +223,7 @@ class FlakyClient:
 def test_an_unwritable_round_is_kept_retried_in_order_and_spooled(tmp_path, monkeypatch):
     """Rounds MLflow cannot take are kept (not dropped as before) and retried before newer
     ones; what is still unsent at the end goes to a file that the next writer sends first."""
-    from orchestrator.resume.state_file import SearchState
+    from orchestrator.resumable.state_file import SearchState
 
     uri, client, experiment_id, parent = _store(tmp_path)
     flaky = FlakyClient(client, down=3)

@@ -8,7 +8,7 @@ import multiprocessing as mp
 import pytest
 
 from orchestrator.errors import UserError
-from orchestrator.resume.state_file import STATE_FILE, VERSION, SearchState, join_uri
+from orchestrator.resumable.state_file import STATE_FILE, VERSION, SearchState, join_uri
 
 
 def test_the_driver_and_the_writer_keep_each_others_keys(tmp_path):

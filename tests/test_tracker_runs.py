@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from orchestrator.resume.state_file import SearchState
+from orchestrator.resumable.state_file import SearchState
 from orchestrator.tracking import mlflow_tracker
 from orchestrator.tracking.mlflow_tracker import MlflowTracker
 

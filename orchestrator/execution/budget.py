@@ -9,7 +9,7 @@ import time
 
 from ray.tune.stopper import Stopper
 
-from orchestrator.resume import restored
+from orchestrator.resumable import restored
 from orchestrator.tracking.events import gpu_hours
 
 

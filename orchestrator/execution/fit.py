@@ -27,8 +27,8 @@ from orchestrator.execution.results import (
     trials_frame,
 )
 from orchestrator.reporting.frontier import objective_names, write_front
-from orchestrator.resume import restored
-from orchestrator.resume.experiment import write_done
+from orchestrator.resumable import restored
+from orchestrator.resumable.experiment import write_done
 from orchestrator.tracking import session
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ray.tune.stopper import Stopper
 
-from orchestrator.resume import restored
+from orchestrator.resumable import restored
 from orchestrator.tracking.events import reported_metrics
 
 

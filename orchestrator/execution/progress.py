@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from ray.tune import Callback
 
 from orchestrator import tags as T
-from orchestrator.resume import restored
+from orchestrator.resumable import restored
 from orchestrator.tracking.events import trial_status
 
 STARVED_AFTER_S = 10.0  # no trial running this long while some wait: waiting for nodes

@@ -16,7 +16,7 @@ from orchestrator import tags as T
 from orchestrator.config import ExperimentConfig
 from orchestrator.reporting.frontier import FRONT_CSV
 from orchestrator.reporting.leaderboard import leaderboard, to_markdown
-from orchestrator.resume.recovery import trial_id_from_dirname
+from orchestrator.resumable.recovery import trial_id_from_dirname
 from orchestrator.tracking import session
 from orchestrator.tracking.events import status_of
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,16 +24,17 @@ from orchestrator.execution.metric_check import MetricCheck
 from orchestrator.execution.preflight import check_paths
 from orchestrator.execution.ray_session import connect, ship_user_module, tune_trainable
 from orchestrator.execution.results import SearchResult, flat_params, trial_dirname
-from orchestrator.resume import inflight, restored
-from orchestrator.resume.checkpoints import CheckpointPruner
-from orchestrator.resume.experiment import (
+from orchestrator.resumable import inflight, restored
+from orchestrator.resumable.checkpoints import CheckpointPruner
+from orchestrator.resumable.experiment import (
     CONFIG_FILE,
     find_experiment,
     latest_experiment,
+    ray_snapshot_saved,
     read_done,
 )
-from orchestrator.resume.scheduler_state import SchedulerState
-from orchestrator.resume.state_file import SearchState, join_uri
+from orchestrator.resumable.scheduler_state import SchedulerState
+from orchestrator.resumable.state_file import SearchState, join_uri
 from orchestrator.tracking import session
 from orchestrator.tracking import writer as writers
 from orchestrator.warm_start.setup import (
@@ -78,12 +80,27 @@ def run(
             fp = search_fingerprint(cfg, parts.trainable.options)
             past = read_past(cfg, parts, store.result()[0])  # a wrong name stops it here
             tracking = session.open_search(cfg, store.result(), fingerprint_tags(fp))
+    return _start(cfg, tracking, parts, past, progress, callbacks or [])
+
+
+def _start(
+    cfg: ExperimentConfig,
+    tracking: Any,
+    parts: Components,
+    past: list,
+    progress: bool,
+    callbacks: list[Any],
+    run_name: str | None = None,
+) -> SearchResult:
+    """A new Tuner for the search whose parent run is `tracking`, warm-started from `past`,
+    run to the end. `run_name`: the folder of a search that starts over (see resume_search)."""
     with session.ended_on_error(tracking):  # from here on, no parent run is left RUNNING
         tuner, experiment_path, searcher, tracker, check = _new_tuner(
-            cfg, tracking, parts, progress, callbacks or []
+            cfg, tracking, parts, progress, callbacks, run_name
         )
         if cfg.warm_start is not None:
             with phase("warm start from the MLflow record"):
+                fp = search_fingerprint(cfg, parts.trainable.options)
                 apply_warm_start(cfg, parts, searcher, past, fp)
         searcher.on_reuse = tracker.record_reuse
     return fit_and_record(
@@ -92,7 +109,12 @@ def run(
 
 
 def _new_tuner(
-    cfg: ExperimentConfig, tracking: Any, parts: Components, progress: bool, extra: list[Any]
+    cfg: ExperimentConfig,
+    tracking: Any,
+    parts: Components,
+    progress: bool,
+    extra: list[Any],
+    run_name: str | None = None,
 ) -> tuple[Any, str, Any, Any, MetricCheck]:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
@@ -103,7 +125,7 @@ def _new_tuner(
     from orchestrator.tracking.mlflow_tracker import MlflowTracker
 
     ship_user_module(cfg.trainable.name)
-    run_name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_name = run_name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage = cfg.resolved_storage_path()
     # nasorch's own files sit next to Ray's experiment folder; when that is in cloud storage
     # (s3://...), they stay on the driver's disk and remember where Ray's folder is.
@@ -151,7 +173,7 @@ def _new_tuner(
     # The scheduler's records first: on resume the tracker tags with the restored stop reasons.
     callbacks: list[Any] = [SchedulerState(scheduler), tracker, JsonLoggerCallback()]
     keep = getattr(scheduler, "keep_checkpoints", KEEP_CHECKPOINTS)
-    if keep is not None:  # pruned in step with Ray's snapshots (orchestrator/resume/checkpoints.py)
+    if keep is not None:  # pruned in step with Ray's snapshots (resumable/checkpoints.py)
         callbacks.append(CheckpointPruner(keep))
     if progress:
         callbacks.append(Progress(cfg.metric, cfg.mode, cfg.num_samples, known_epochs, scheduler))
@@ -227,25 +249,52 @@ def resume_search(
         inflight.settle(SearchState(path), tracking.client, parent_run_id)  # before it is read
         ship_user_module(cfg.trainable.name)
         ray_path = state.get("ray_path", path)
-        if not tune.Tuner.can_restore(ray_path):
-            raise UserError(f"{ray_path}: Ray saved no experiment state there yet; start it again")
-        restored.clear()  # what Ray unpickles below registers itself there
-        tuner = tune.Tuner.restore(
-            ray_path,
-            trainable=tune_trainable(cfg, trainable),
-            resume_unfinished=True,
-            resume_errored=False,
-            restart_errored=False,
-        )
-        searcher, tracker = restored.take("searcher"), restored.take("tracker")
-        if searcher is None or tracker is None:
-            raise UserError(f"{path}: not written by `nasorch run`; it cannot be resumed")
-        searcher.on_reuse = tracker.record_reuse
-        shown = restored.take("progress")
-        if shown is not None and not progress:
-            shown.enabled = False
-        check = restored.take("metric_check")
+        fresh = not ray_snapshot_saved(ray_path)
+        if fresh:
+            parts, past = _before_first_trial(cfg, path, ray_path, tracking)
+        else:
+            restored.clear()  # what Ray unpickles below registers itself there
+            tuner = tune.Tuner.restore(
+                ray_path,
+                trainable=tune_trainable(cfg, trainable),
+                resume_unfinished=True,
+                resume_errored=False,
+                restart_errored=False,
+            )
+            searcher, tracker = restored.take("searcher"), restored.take("tracker")
+            if searcher is None or tracker is None:
+                raise UserError(f"{path}: not written by `nasorch run`; it cannot be resumed")
+            searcher.on_reuse = tracker.record_reuse
+            shown = restored.take("progress")
+            if shown is not None and not progress:
+                shown.enabled = False
+            check = restored.take("metric_check")
+    if fresh:
+        return _start(cfg, tracking, parts, past, progress, [], run_name=os.path.basename(path))
     return fit_and_record(cfg, tuner, tracking, path, searcher, tracker, check, trainable)
+
+
+def _before_first_trial(
+    cfg: ExperimentConfig, path: str, ray_path: str, tracking: Any
+) -> tuple[Components, list]:
+    """A search stopped before Ray's first snapshot, which follows the first suggestion (a
+    `darts` or `supernet` searcher trains its supernet on that first ask), ran no trial: it
+    starts over in the same folder and parent run, and such a searcher continues its training
+    from its own checkpoint. Returns its components and its warm start's record."""
+    recorded = SearchState(path).read().get("runs")
+    if recorded:
+        raise UserError(
+            f"{ray_path}: Ray saved no experiment state there, yet {len(recorded)} trials were "
+            "recorded; start the search again"
+        )
+    print(
+        f"nasorch: {path} stopped before its first trial (Ray saved nothing yet); starting it "
+        "over in the same folder and MLflow run",
+        file=sys.stderr,
+    )
+    with phase("build components"):
+        parts = build(cfg)
+    return parts, read_past(cfg, parts, tracking.client, skip_parent=tracking.parent_run_id)
 
 
 def _warm_up(cfg: ExperimentConfig, parts: Components | None = None) -> tuple[Any, str]:

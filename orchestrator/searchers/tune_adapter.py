@@ -14,7 +14,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from orchestrator.core.gate import Gate
-from orchestrator.resume import restored
+from orchestrator.resumable import restored
 from orchestrator.searchers.base import Strategy, write_json_atomic
 
 

@@ -20,9 +20,9 @@ from ray.tune import Callback
 
 from orchestrator import tags as T
 from orchestrator.core import interrupts
-from orchestrator.resume import restored
-from orchestrator.resume.recovery import unrecorded_results
-from orchestrator.resume.state_file import SearchState
+from orchestrator.resumable import restored
+from orchestrator.resumable.recovery import unrecorded_results
+from orchestrator.resumable.state_file import SearchState
 from orchestrator.tracking import writer as writers
 from orchestrator.tracking.events import (
     STATUS_TO_MLFLOW,

@@ -20,8 +20,8 @@ import time
 from typing import Any
 
 from orchestrator import tags as T
-from orchestrator.resume import inflight
-from orchestrator.resume.state_file import SearchState
+from orchestrator.resumable import inflight
+from orchestrator.resumable.state_file import SearchState
 
 BATCH_SECONDS = 1.0  # how long events are gathered into one round of writes
 CONTROL = ("open", "flush", "close")  # events about the writer, not about a trial

@@ -25,9 +25,11 @@ def read_record(
     *,
     space: SearchSpace,
     metrics: list[str],
+    skip_parent: str | None = None,
 ) -> list[PastTrial]:
-    """Every trial result of `experiments` (MLflow experiment names), oldest first. `metrics`:
-    the metric and any further objectives (a trial lacking one is not a result)."""
+    """Every trial result of `experiments` (MLflow experiment names), oldest first, except
+    those of the search `skip_parent`. `metrics`: the metric and any further objectives (a
+    trial lacking one is not a result)."""
     past: list[PastTrial] = []
     for name in experiments:
         exp = client.get_experiment_by_name(name)
@@ -36,7 +38,7 @@ def read_record(
         parents = {
             r.info.run_id: r
             for r in _all_runs(client, exp.experiment_id, f"tags.`{T.ROLE}` = '{T.SEARCH}'")
-            if T.FINGERPRINT in r.data.tags
+            if T.FINGERPRINT in r.data.tags and r.info.run_id != skip_parent
         }
         trials = _all_runs(client, exp.experiment_id, f"tags.`{T.ROLE}` = '{T.TRIAL}'")
         for run in sorted(trials, key=lambda r: r.info.start_time or 0):

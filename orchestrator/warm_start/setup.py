@@ -29,9 +29,12 @@ def fingerprint_tags(fp: Fingerprint) -> dict[str, str]:
     return {T.FINGERPRINT: fp.full, T.RECIPE: fp.recipe}
 
 
-def read_past(cfg: ExperimentConfig, parts: Any, client: Any) -> list[PastTrial]:
+def read_past(
+    cfg: ExperimentConfig, parts: Any, client: Any, skip_parent: str | None = None
+) -> list[PastTrial]:
     """The earlier trials of `cfg.warm_start`'s experiments; read before the parent run is
-    made, so that a wrong experiment name stops the search before anything is recorded."""
+    made, so that a wrong experiment name stops the search before anything is recorded (or,
+    for a search that starts over, without its own parent run `skip_parent`)."""
     ws = cfg.warm_start
     if ws is None:
         return []
@@ -40,6 +43,7 @@ def read_past(cfg: ExperimentConfig, parts: Any, client: Any) -> list[PastTrial]
         ws.experiments or [cfg.experiment_name()],
         space=parts.space,
         metrics=[cfg.metric, *(o.metric for o in cfg.objectives)],
+        skip_parent=skip_parent,
     )
 
 

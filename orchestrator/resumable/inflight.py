@@ -20,7 +20,7 @@ from typing import Any
 
 from orchestrator import tags as T
 from orchestrator.core.jsonio import write_json_atomic
-from orchestrator.resume.state_file import SearchState
+from orchestrator.resumable.state_file import SearchState
 
 INFLIGHT_FILE = "nasorch_inflight.json"
 

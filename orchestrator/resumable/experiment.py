@@ -11,6 +11,7 @@ Ray snapshots the trials, the searcher (our JSON state) and the callbacks' state
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ from orchestrator.errors import UserError
 
 CONFIG_FILE = "nasorch_config.yaml"
 DONE_FILE = "nasorch_done.json"
+RAY_SNAPSHOT = "experiment_state-*.json"  # what Tuner.restore reads back (Ray's file name)
 
 
 def find_experiment(ref: str | os.PathLike, storage_path: str | None = None) -> str:
@@ -60,3 +62,21 @@ def read_done(path: str) -> dict[str, Any] | None:
 
 def write_done(path: str, payload: dict[str, Any]) -> None:
     write_json_atomic(Path(path, DONE_FILE), payload)
+
+
+def ray_snapshot_saved(ray_path: str) -> bool:
+    """Has Ray snapshotted the experiment in `ray_path` (a folder or a URI)? Ray's own
+    `Tuner.can_restore` looks for the tuner.pkl written when the Tuner is made, before the
+    first suggestion and Ray's first snapshot; restoring from that alone restarts Ray's half of
+    the search without nasorch's (a `darts` searcher killed while training its supernet)."""
+    import pyarrow.fs
+
+    if "://" in ray_path:
+        fs, path = pyarrow.fs.FileSystem.from_uri(ray_path)
+    else:
+        fs, path = pyarrow.fs.LocalFileSystem(), os.path.abspath(ray_path)
+    try:
+        found = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+    except OSError:
+        return False
+    return any(fnmatch.fnmatch(os.path.basename(f.path), RAY_SNAPSHOT) for f in found)
