@@ -247,17 +247,23 @@ def test_trains_on_the_trainables_dataset_unless_told_otherwise(tiny):
     assert build_strategy(parse_config(config), NB201Space()).job["dataset"] == "digits"
 
 
+def example(tmp_path, tiny: dict, supernet_epochs: int) -> dict:
+    """examples/darts.yaml, small: 2 trials of 2 epochs on `tiny`, recorded under `tmp_path`."""
+    cfg = yaml.safe_load((ROOT / "examples" / "darts.yaml").read_text())
+    cfg["num_samples"] = 2
+    cfg["trainable"]["options"].update(dataset=tiny, epochs=2)
+    cfg["searcher"]["options"]["supernet_epochs"] = supernet_epochs
+    cfg.update(
+        storage_path=str(tmp_path / "ray"), tracking={"uri": f"sqlite:///{tmp_path}/mlflow.db"}
+    )
+    return cfg
+
+
 @pytest.mark.integration
 def test_the_example_runs_end_to_end(ray_local, tmp_path, tiny):
     """examples/darts.yaml on generated images: the supernet in a Ray task, the derived cells as
     trials, alpha's trajectory and its plot on the parent run."""
-    cfg = yaml.safe_load((ROOT / "examples" / "darts.yaml").read_text())
-    cfg["num_samples"] = 2
-    cfg["trainable"]["options"].update(dataset=tiny, epochs=2)
-    cfg["searcher"]["options"]["supernet_epochs"] = 3
-    cfg.update(
-        storage_path=str(tmp_path / "ray"), tracking={"uri": f"sqlite:///{tmp_path}/mlflow.db"}
-    )
+    cfg = example(tmp_path, tiny, supernet_epochs=3)
     result = orchestrator.run(cfg, progress=False)
     assert list(result.trials["status"]) == ["completed", "completed"]
     assert result.summary["derived_parameter_free_edges"] >= 0
@@ -296,13 +302,7 @@ def test_resume_of_a_search_killed_while_its_supernet_trains(
         return real(job, blob)
 
     monkeypatch.setattr(darts, "search_epochs", crash_in_the_third_epoch)
-    cfg = yaml.safe_load((ROOT / "examples" / "darts.yaml").read_text())
-    cfg["num_samples"] = 2
-    cfg["trainable"]["options"].update(dataset=tiny, epochs=2)
-    cfg["searcher"]["options"]["supernet_epochs"] = 4
-    cfg.update(
-        storage_path=str(tmp_path / "ray"), tracking={"uri": f"sqlite:///{tmp_path}/mlflow.db"}
-    )
+    cfg = example(tmp_path, tiny, supernet_epochs=4)
     with pytest.raises(KeyboardInterrupt):
         orchestrator.run(cfg, progress=False)
     (folder,) = [p for p in (tmp_path / "ray").iterdir() if p.is_dir()]
