@@ -6,7 +6,8 @@ torch trainable, each through `orchestrator.run` (Ray Tune trials, MLflow record
 - `darts`: a supernet trained with alpha (`--supernet-epochs`), the argmax cell and the next
   most probable ones trained standalone (`--top-k` trials of `--epochs`);
 - `darts_pt`: the supernet trained with alpha held uniform, then DARTS-PT's perturbation-based
-  selection (Wang et al. 2021's "fixed alpha");
+  selection (Wang et al. 2021's "fixed alpha"), the weights tuned `--tune-epochs` after each
+  edge's choice (counted in its compute);
 - `supernet`: uniform path sampling for as many epochs, 200 cells ranked by inherited weights,
   the `--top-k` best trained standalone;
 - `guided` + ASHA: `--guided-trials` standalone trials of up to `--epochs` (grace period 1,
@@ -51,11 +52,8 @@ def searcher(method: str, args: argparse.Namespace) -> tuple[dict, dict, int]:
         options = {"supernet_epochs": args.supernet_epochs, "arch_lr": args.arch_lr}
         return {"name": "darts", "options": options}, fifo, args.top_k
     if method == "darts_pt":  # alpha stays uniform (its default): DARTS-PT's "fixed alpha"
-        return (
-            {"name": "darts_pt", "options": {"supernet_epochs": args.supernet_epochs}},
-            fifo,
-            args.top_k,
-        )
+        options = {"supernet_epochs": args.supernet_epochs, "tune_epochs": args.tune_epochs}
+        return {"name": "darts_pt", "options": options}, fifo, args.top_k
     if method == "supernet":
         options = {"supernet_epochs": args.supernet_epochs, "candidates": 200,
                    "top_k": args.top_k, "calibration": 0}  # fmt: skip
@@ -89,6 +87,8 @@ def search(method: str, seed: int, args: argparse.Namespace, root: str) -> dict:
     trials = result.trials.dropna(subset=["val_accuracy"])
     best = trials.loc[trials["val_accuracy"].idxmax()]
     supernet_epochs = args.supernet_epochs if method != "guided" else 0
+    if method == "darts_pt":  # DARTS-PT's tuning after each edge's choice but the last
+        supernet_epochs += 5 * args.tune_epochs  # 6 edges
     # The derived cell: the weight-sharing searchers' first hand-out; guided's best trial.
     cell_row = best if method == "guided" else trials.iloc[0]
     cell = json.loads(cell_row["arch_json"])["edges"]
@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="darts,darts_pt,supernet,guided")
     parser.add_argument("--supernet-epochs", type=int, default=20)
     parser.add_argument("--arch-lr", type=float, default=0.01, help="darts: alpha's step size")
+    parser.add_argument("--tune-epochs", type=int, default=2, help="darts_pt: after each edge")
     parser.add_argument("--top-k", type=int, default=3, help="cells trained after a supernet")
     parser.add_argument("--epochs", type=int, default=12, help="a standalone trial's")
     parser.add_argument("--guided-trials", type=int, default=48)

@@ -20,6 +20,7 @@ from orchestrator.searchers import STRATEGIES, darts
 from orchestrator.searchers.darts import DartsSearch, ranked
 from search_spaces import MLPSpace, NB201Space
 from search_spaces.nb201 import EDGE_NAMES, OPS
+from search_spaces.torch_models import nb201_darts
 from search_spaces.torch_models.nb201_darts import DartsTrainer
 from search_spaces.torch_models.nb201_supernet import NB201Supernet
 from tests.conftest import ROOT
@@ -135,16 +136,45 @@ def test_perturbation_keeps_what_the_supernet_cannot_do_without(tiny):
     assert argmax.history == s.history
 
 
-def test_perturbation_leaves_the_supernet_as_it_was():
+@pytest.mark.parametrize("tune", [0, 1])
+def test_perturbation_leaves_the_supernet_as_it_was(tune):
+    """With DARTS-PT's tuning after each edge too: the weights, the optimizer's momentum and
+    the batch order after the selection are those before it, so a checkpoint holds the
+    supernet as trained."""
     torch.manual_seed(0)
     net = NB201Supernet((1, 8, 8), 10)
     trainer = DartsTrainer(net, epochs=1, seed=0)
     x, y = tensors(64)
     trainer.run_epoch(x, y, x, y)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    scores = trainer.perturbation_scores(x, y)
+    momentum = [v["momentum_buffer"].clone() for v in trainer.w_opt.state.values()]
+    order = trainer.gen.get_state()
+    scores = trainer.perturbation_scores(x, y, tune, x, y)
     assert len(scores) == 6 and all(len(row) == len(OPS) for row in scores)
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    after = [v["momentum_buffer"] for v in trainer.w_opt.state.values()]
+    assert all(torch.equal(a, b) for a, b in zip(after, momentum, strict=True))
+    assert torch.equal(trainer.gen.get_state(), order)
+
+
+def test_tuning_after_each_choice_trains_the_weights_between_edges(monkeypatch):
+    """DARTS-PT's Algorithm 1: the weights train `tune` epochs with each chosen edge fixed
+    before the next edge is measured; the last edge is followed by none."""
+    torch.manual_seed(0)
+    trainer = DartsTrainer(NB201Supernet((1, 8, 8), 10), epochs=1, seed=0, batch_size=32)
+    x, y = tensors(64)
+    trainer.run_epoch(x, y, x, y)
+    fixed = []
+    real = trainer._step
+    monkeypatch.setattr(
+        trainer, "_step", lambda logits, labels, lr: (fixed.append(lr), real(logits, labels, lr))[1]
+    )
+    untuned = trainer.perturbation_scores(x, y)
+    assert fixed == []
+    tuned = trainer.perturbation_scores(x, y, 2, x, y)
+    assert len(fixed) == 5 * 2 * 2  # 5 edges x 2 epochs x 2 batches of 32, at the last rate
+    assert set(fixed) == {nb201_darts.LR_MIN}
+    assert tuned[0] == untuned[0]  # the first edge is measured before any tuning
 
 
 def test_state_round_trip_continues_without_retraining(tiny, monkeypatch):
@@ -218,6 +248,7 @@ def test_curves_and_plot_for_the_parent_run(tiny, tmp_path):
     [
         ({"select": "best"}, "select must be one of argmax, perturbation, got 'best'"),
         ({"supernet_epochs": 0}, "supernet_epochs must be an integer >= 1"),
+        ({"tune_epochs": -1}, "tune_epochs must be an integer >= 0, got -1"),
         ({"arch_lr": -1.0}, r"arch_lr must be >= 0 \(0: alpha stays uniform\), got -1.0"),
         ({"val_fraction": 1.5}, "val_fraction must be between 0 and 1, got 1.5"),
         ({"dataset": "mnist"}, "dataset: 'mnist' is not one of digits"),

@@ -4,15 +4,16 @@ On the first ask, the supernet (`torch_models/nb201_darts.py`) trains with archi
 parameters alpha, weights on training batches and alpha on validation batches, alternately, on
 the search's own data, in Ray tasks when Ray runs (on a GPU with `gpus`). Each edge's op is then
 chosen (`select`): `argmax`, DARTS's largest alpha; `perturbation`, DARTS-PT's op whose removal
-raises the supernet's validation loss most. Asks hand out that cell, then the next best by the
-ops' scores summed over the edges; they train standalone as ordinary trials. The alpha
-trajectory (`curves`) and a plot (`artifacts`) go on the parent run.
+raises the supernet's validation loss most, the weights tuned `tune_epochs` after each edge's
+choice (DARTS-PT's Algorithm 1). Asks hand out that cell, then the next best by the ops' scores
+summed over the edges; they train standalone as ordinary trials. The alpha trajectory
+(`curves`) and a plot (`artifacts`) go on the parent run.
 
 The training tasks come back to the driver every CHECKPOINT_SECONDS with a checkpoint (weights,
 alpha, optimizers, random state), written atomically beside the search's folder (`folder`, set
-by the runner) and moved into it, as CHECKPOINT_FILE, once trained. A search started again after
-a crash during training continues from it; once trained, the JSON state holds the scores and the
-trajectory, so a resumed search hands out the same cells without retraining.
+by the runner) and moved into it, as CHECKPOINT_FILE, once trained. A search resumed (or started
+again) after a crash during training continues from it; once trained, the JSON state holds the
+scores and the trajectory, so a resumed search hands out the same cells without retraining.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class DartsSearch(Strategy):
         seed: int | None = None,
         select: str = "argmax",
         supernet_epochs: int = 50,
+        tune_epochs: int = 2,
         lr: float = 0.025,
         arch_lr: float = 3e-4,
         batch_size: int = 64,
@@ -64,6 +66,12 @@ class DartsSearch(Strategy):
         positive = "an integer >= 1"
         for name, value, ok, allowed in (
             ("supernet_epochs", supernet_epochs, _count(supernet_epochs), positive),
+            (
+                "tune_epochs",
+                tune_epochs,
+                type(tune_epochs) is int and tune_epochs >= 0,
+                "an integer >= 0",
+            ),
             ("batch_size", batch_size, _count(batch_size), positive),
             ("threads", threads, _count(threads), positive),
             ("lr", lr, lr > 0, "> 0"),
@@ -75,6 +83,7 @@ class DartsSearch(Strategy):
                 raise ValueError(f"{name} must be {allowed}, got {value!r}")
         self.job = dict(
             select=select, epochs=supernet_epochs, lr=lr, arch_lr=arch_lr,
+            tune_epochs=tune_epochs if select == "perturbation" else 0,
             batch_size=batch_size, dataset=_checked_dataset(dataset), val_fraction=val_fraction,
             C=space.C, N=space.N, threads=threads,
         )  # fmt: skip

@@ -17,6 +17,7 @@ keeps the operation the supernet can least do without.
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import time
@@ -79,7 +80,10 @@ class DartsTrainer:
 
     def weight_step(self, x: Tensor, y: Tensor, lr: float) -> float:
         """One step of the weights on a training batch, alpha held fixed."""
-        loss = nn.functional.cross_entropy(self.net(x, self.alpha.detach().softmax(-1)), y)
+        return self._step(self.net(x, self.alpha.detach().softmax(-1)), y, lr)
+
+    def _step(self, logits: Tensor, y: Tensor, lr: float) -> float:
+        loss = nn.functional.cross_entropy(logits, y)
         for group in self.w_opt.param_groups:
             group["lr"] = lr
         self.w_opt.zero_grad()
@@ -108,27 +112,40 @@ class DartsTrainer:
                 self.history[name].append(total / steps)
         self.history["probabilities"].append(probabilities(self.alpha))
 
-    @torch.no_grad()
-    def perturbation_scores(self, x_val: Tensor, y_val: Tensor) -> list[list[float]]:
-        """DARTS-PT's selection, edge by edge in order, without its fine-tuning: for each op,
-        how much the validation loss rises when it is taken out of the edge's mixture (the
-        other weights unchanged); the op of the largest rise then stands alone on the edge
-        while the next edges are measured. Batch-norm uses each perturbed network's own
-        statistics; the supernet is left as it was."""
-        saved = {k: v.clone() for k, v in self.net.state_dict().items()}  # BN's running stats
+    def perturbation_scores(
+        self, x_val: Tensor, y_val: Tensor, tune: int = 0, x: Tensor | None = None,
+        y: Tensor | None = None,
+    ) -> list[list[float]]:  # fmt: skip
+        """DARTS-PT's selection (Wang et al. 2021, Algorithm 1), edge by edge in order: for
+        each op, how much the validation loss rises when it is taken out of the edge's mixture
+        (the other weights unchanged); the op of the largest rise then stands alone on the edge,
+        and with `tune` the weights train that many epochs on (`x`, `y`), at the schedule's last
+        rate, before the next edge is measured. Batch-norm uses each perturbed network's own
+        statistics; the supernet, its optimizer and random state are left as they were."""
+        saved = copy.deepcopy(
+            (self.net.state_dict(), self.w_opt.state_dict(), self.gen.get_state())
+        )
         weights = self.alpha.detach().softmax(-1).clone()
         scores = []
         for e in range(len(EDGES)):
-            base = self._loss(weights, x_val, y_val)
-            row = []
-            for k in range(len(OPS)):
-                without = weights.clone()
-                without[e, k] = 0.0
-                row.append(self._loss(without, x_val, y_val) - base if weights[e, k] else 0.0)
+            with torch.no_grad():
+                base = self._loss(weights, x_val, y_val)
+                row = []
+                for k in range(len(OPS)):
+                    without = weights.clone()
+                    without[e, k] = 0.0
+                    row.append(self._loss(without, x_val, y_val) - base if weights[e, k] else 0.0)
             scores.append(row)
             weights[e] = 0.0
             weights[e, max(range(len(OPS)), key=row.__getitem__)] = 1.0
-        self.net.load_state_dict(saved)
+            for _ in range(tune if e < len(EDGES) - 1 else 0):  # the last edge: nothing follows
+                self.net.train()
+                for idx in _batches(len(x), self.batch_size, self.gen):
+                    self._step(self.net(x[idx], weights), y[idx], LR_MIN)
+        net, w_opt, gen = saved
+        self.net.load_state_dict(net)
+        self.w_opt.load_state_dict(w_opt)
+        self.gen.set_state(gen)
         return scores
 
     def _loss(self, weights: Tensor, x: Tensor, y: Tensor, batch: int = 512) -> float:
@@ -170,10 +187,11 @@ def resume_training(
     num_classes: int,
     seconds: float,
 ) -> tuple[bytes, dict[str, Any]]:
-    """Train the search `job` describes (C, N, seed, epochs, lr, arch_lr, batch_size, select)
-    on `data` (x, y, x_val, y_val) from the checkpoint `blob` (None: from the start) until its
-    last epoch or for `seconds`, whichever comes first; at the last epoch, score the ops
-    (`select`: "argmax", log softmax(alpha); "perturbation", `perturbation_scores`). Returns
+    """Train the search `job` describes (C, N, seed, epochs, lr, arch_lr, batch_size, select,
+    tune_epochs) on `data` (x, y, x_val, y_val) from the checkpoint `blob` (None: from the
+    start) until its last epoch or for `seconds`, whichever comes first; at the last epoch,
+    score the ops (`select`: "argmax", log softmax(alpha); "perturbation",
+    `perturbation_scores`, tuning `tune_epochs` after each edge's choice). Returns
     the new checkpoint and {epoch, history, seconds, and scores once trained}."""
     x, y, x_val, y_val = data
     torch.manual_seed(job["seed"])
@@ -197,7 +215,7 @@ def resume_training(
             break
     if trainer.epoch >= job["epochs"] and scores is None:
         if job["select"] == "perturbation":
-            scores = trainer.perturbation_scores(x_val, y_val)
+            scores = trainer.perturbation_scores(x_val, y_val, job["tune_epochs"], x, y)
         else:  # log-probabilities: their sum ranks whole cells by probability
             final = trainer.history["probabilities"][-1]
             scores = [[math.log(max(p, 1e-300)) for p in row] for row in final]
