@@ -16,7 +16,13 @@ import orchestrator
 from orchestrator import compat
 from orchestrator.schedulers import SCHEDULERS
 from orchestrator.schedulers.population import KEEP, PBT, is_log
-from orchestrator.schedulers.stopping import ASHA, Hyperband, MedianStopping, predict_final
+from orchestrator.schedulers.stopping import (
+    ASHA,
+    CurveStopping,
+    Hyperband,
+    MedianStopping,
+    predict_final,
+)
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 
@@ -106,6 +112,23 @@ def test_asha_reasons_and_unchanged_decisions():
     assert "rung 3" in sched.stop_reasons["b"]
     assert sched.trial_tags("c") == {"nasorch.stop_reason": sched.stop_reasons["c"]}
     assert sched.trial_tags("a") == {}
+
+
+@pytest.mark.parametrize("name", ["asha", "median", "curve"])
+def test_a_stop_that_never_happened_leaves_no_reason(name):
+    """A crash between a stop decision and the stop: the resumed trial reports again, so the
+    recorded reason is void (the trial would otherwise end 'stopped_early' with every epoch)."""
+    kwargs = {
+        "asha": dict(max_t=9, grace_period=1, reduction_factor=3),
+        "median": dict(grace_period=1, min_samples_required=2),
+        "curve": dict(max_t=9, grace_period=1, margin=0.0),
+    }[name]
+    sched = _ready({"asha": ASHA, "median": MedianStopping, "curve": CurveStopping}[name](**kwargs))
+    stream = [(t, e, acc) for e in (1, 2) for t, acc in [("a", 0.9), ("b", 0.8), ("c", 0.1)]]
+    _feed(sched, stream, FakeController())
+    assert "c" in sched.stop_reasons
+    sched.on_trial_result(FakeController(), FakeTrial("c"), _result(3, 0.95))
+    assert sched.trial_tags("c") == {}
 
 
 def test_a_trial_that_reached_its_budget_is_complete_despite_a_stop_decision():

@@ -37,6 +37,16 @@ class StopReasons:
         reason = self.stop_reasons.get(trial_id)
         return {T.STOP_REASON: reason} if reason else {}
 
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        self._trains_on(trial.trial_id)
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def _trains_on(self, trial_id: str) -> None:
+        """A result from a trial this scheduler stopped: the stop never happened (a crash came
+        between the decision and the stop, and the resumed trial trains on), so the reason is
+        void; a later stop records its own."""
+        self.stop_reasons.pop(trial_id, None)
+
     search_mode: str | None = None  # what Tune set: min or max
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
@@ -164,6 +174,7 @@ class CurveStopping(StopReasons, FIFOScheduler):
         self.stop_reasons = {}
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        self._trains_on(trial.trial_id)
         t, value = result.get(TIME_ATTR), result.get(self.metric)
         if t is None or not isinstance(value, (int, float)):
             return CONTINUE
