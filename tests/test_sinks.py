@@ -249,3 +249,18 @@ def test_an_unwritable_round_is_kept_retried_in_order_and_spooled(tmp_path, monk
     got = _record(client, experiment_id, parent)
     assert list(got) == ["t001 mlp"]
     assert got["t001 mlp"]["histories"]["acc"] == [(1, 0.5), (2, 0.6)]
+
+
+def test_the_state_file_keeps_how_each_trial_ended(tmp_path):
+    """A trial's end (status and epochs) is kept beside its run and last epoch, so that a
+    resumed search knows what a trial Ray reruns had already reached; an errored end without
+    epochs and a superseded run leave no entry."""
+    from orchestrator.resumable.state_file import SearchState
+
+    uri, client, experiment_id, parent = _store(tmp_path)
+    state = SearchState(tmp_path / "exp")
+    writer = _Writer(uri, experiment_id, parent, str(state.path), {})
+    for events in _rounds(parent):
+        writer.write(events)
+    assert writer.unsent == []
+    assert state.read()["ended"] == {"a": ["completed", 3]}

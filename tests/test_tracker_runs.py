@@ -123,3 +123,39 @@ def test_a_trial_ray_holds_as_ended_is_closed_on_resume(tracker):
     assert tracker.statuses["old"] == "completed" and "other" not in tracker.statuses
     tracker.on_step_begin(1, [ended])  # once per session
     assert drain(tracker) == []
+
+
+def test_a_trial_rerun_from_an_older_snapshot_keeps_the_end_it_had(tmp_path, monkeypatch):
+    """Trial 1 completed all 3 epochs before the crash, but Ray's last snapshot predates that:
+    Ray reruns it, and this time the scheduler stops it at epoch 1. The rerun added nothing, so
+    the run keeps its recorded end (completed, 3 epochs), without the rerun's stop reason; a
+    trial whose rerun goes further than its record ends as the rerun does."""
+    monkeypatch.setattr(mlflow_tracker.writers, "acquire", FakeWriter)
+    SearchState(tmp_path).update(
+        parent="parent", runs={"old": "r-old", "far": "r-far"}, steps={"old": 3, "far": 1},
+        trials={"old": [1, "hash-a"], "far": [2, "hash-b"]},
+        ended={"old": ["completed", 3], "far": ["stopped_early", 1]},
+    )  # fmt: skip
+    scheduler = SimpleNamespace(
+        stop_reasons={"old": "asha rung 1: ...", "far": "asha rung 2: ..."},
+        trial_tags=lambda t: {"nasorch.stop_reason": scheduler.stop_reasons[t]},
+    )
+    tracker = MlflowTracker(
+        "sqlite:///unused.db", "1", "parent", run_tags={}, describe=str, flatten=lambda c: {},
+        state_path=str(SearchState(tmp_path).path), max_epochs=None, metric="acc",
+        scheduler=scheduler,
+    )  # fmt: skip
+    rerun = trial("old", 1, "hash-a")
+    rerun.last_result = {"training_iteration": 1}
+    further = trial("far", 2, "hash-b")
+    further.last_result = {"training_iteration": 2}
+    for t in (rerun, further):
+        tracker.on_trial_start(0, [], t)
+        tracker.on_trial_complete(0, [], t)
+    ends = {tid: payload[0] for kind, tid, payload in drain(tracker) if kind == "end"}
+    assert ends["old"] == {"nasorch.status": "completed", "nasorch.epochs": "3"}
+    assert ends["far"] == {
+        "nasorch.status": "stopped_early", "nasorch.epochs": "2",
+        "nasorch.stop_reason": "asha rung 2: ...",
+    }  # fmt: skip
+    assert tracker.statuses == {"old": "completed", "far": "stopped_early"}

@@ -30,6 +30,7 @@ FIELDS = {
     "runs": "trial id -> MLflow run id",
     "steps": "trial id -> last epoch written to MLflow",
     "trials": "trial id -> [trial number, architecture hash]",
+    "ended": "trial id -> [status, epochs] its run ended with",
     "unsent": "records the writer could not deliver: {count, file}",
 }
 

@@ -75,6 +75,7 @@ class MlflowTracker(Callback):
         self.run_ids: dict[str, str] = {}
         self.resume_steps: dict[str, int] = {}  # trial id -> last epoch recorded before a crash
         self.saved_trials: dict[str, list] = {}
+        self.recorded_ends: dict[str, list] = {}  # trial id -> [status, epochs] before a crash
         self.backlog: dict[str, list[dict]] = {}  # set on resume: results the crash lost
         self._load_saved_runs()
         self.statuses: dict[str, str] = {}
@@ -110,6 +111,7 @@ class MlflowTracker(Callback):
             self.__dict__.setdefault(name, None)
         self.__dict__.setdefault("devices", DeviceUse())
         self.__dict__.setdefault("reused", [])
+        self.__dict__.setdefault("recorded_ends", {})
         self._curves, self._ended = {}, {}  # a resumed driver saw no trial from its start
         self._repeats = RepeatFilter(always=self.metric)
         self._reconciled = False
@@ -124,6 +126,7 @@ class MlflowTracker(Callback):
             saved = SearchState(self.state_path).read()
             self.run_ids.update(saved.get("runs", {}))
             self.resume_steps = dict(saved.get("steps", {}))
+            self.recorded_ends = dict(saved.get("ended", {}))
             # trial id -> [trial number, arch hash] of runs a crashed driver created
             self.saved_trials = dict(saved.get("trials", {}))
             # Records an earlier driver could not deliver: the writer sends them first.
@@ -274,8 +277,9 @@ class MlflowTracker(Callback):
             del self.saved_trials[old_id]
             if old_hash == arch_hash:  # the run moves to the new id: the old one owns nothing
                 self.run_ids[trial_id] = self.run_ids.pop(old_id)
-                if old_id in self.resume_steps:
-                    self.resume_steps[trial_id] = self.resume_steps.pop(old_id)
+                for moved in (self.resume_steps, self.recorded_ends):
+                    if old_id in moved:
+                        moved[trial_id] = moved.pop(old_id)
                 self._queue.put(("alias", trial_id, old_id))
                 return True
             self._supersede(old_id)
@@ -359,14 +363,21 @@ class MlflowTracker(Callback):
         self.flush()
 
     def _end(self, trial: Any, status: str, last: dict | None = None) -> None:
+        epochs = (last or trial.last_result or {}).get("training_iteration", 0)
+        before = self.recorded_ends.get(trial.trial_id)
+        if before is not None and epochs <= before[1]:
+            # Ray reran, from a snapshot older than the record, a trial that had ended before
+            # a crash: the rerun added nothing, and what the trial reached then stands.
+            status, epochs = before[0], before[1]
+            tags = {T.STATUS: status, T.EPOCHS: str(epochs)}
+        else:
+            tags = {T.STATUS: status, T.EPOCHS: str(epochs)}
+            tags.update(self._scheduler_tags(trial.trial_id))
+            if status != "stopped_early":  # a stop a crash kept from happening (status_of)
+                tags.pop(T.STOP_REASON, None)
         self.statuses[trial.trial_id] = status
         self._repeats.end(trial.trial_id)
         self._ended[trial.trial_id] = time.time()
-        epochs = (last or trial.last_result or {}).get("training_iteration", 0)
-        tags = {T.STATUS: status, T.EPOCHS: str(epochs)}
-        tags.update(self._scheduler_tags(trial.trial_id))
-        if status != "stopped_early":  # a stop a crash kept from happening (events.status_of)
-            tags.pop(T.STOP_REASON, None)
         error = None
         if status == "errored" and trial.error_file and os.path.exists(trial.error_file):
             with open(trial.error_file) as f:

@@ -207,6 +207,7 @@ class _Writer:
         saved = self.state.read() if self.state else {}
         self.steps: dict[str, int] = saved.get("steps", {})  # trial id -> last epoch written
         self.trials: dict[str, list] = saved.get("trials", {})  # trial id -> [number, arch hash]
+        self.ended: dict[str, list] = saved.get("ended", {})  # trial id -> [status, epochs]
         self.spool_path = self.state.path.with_name(UNSENT_FILE) if self.state else None
         self.unsent: list = self._read_spool()  # events not yet written, oldest first
         self.failures = 0  # rounds failed in a row
@@ -229,12 +230,15 @@ class _Writer:
         if not self.unsent or (not force and time.monotonic() < self.next_try):
             return
         events = self.unsent
-        kept = (dict(self.run_ids), dict(self.steps), {k: list(v) for k, v in self.trials.items()})
+        kept = (
+            dict(self.run_ids), dict(self.steps), {k: list(v) for k, v in self.trials.items()},
+            dict(self.ended),
+        )  # fmt: skip
         try:
             self._write(events)
         except Exception as e:  # the round is kept for the next try; nothing is dropped
             self.sink.discard()
-            self.run_ids, self.steps, self.trials = kept
+            self.run_ids, self.steps, self.trials, self.ended = kept
             for trial_id, (run_id, trial) in self._attempted.items():
                 if run_id in self.sink.created:  # runs the store did create are not redone
                     self.run_ids[trial_id], self.trials[trial_id] = run_id, trial
@@ -323,6 +327,8 @@ class _Writer:
                 self.run_ids[trial_id] = self.run_ids.pop(old_id)
                 self.steps[trial_id] = self.steps.pop(old_id, 0)
                 self.trials[trial_id] = self.trials.pop(old_id, [0, ""])
+                if old_id in self.ended:
+                    self.ended[trial_id] = self.ended.pop(old_id)
                 sink.log(self.run_ids[trial_id], tags=[RunTag(T.TRIAL_ID, trial_id)])
                 changed = True
                 continue
@@ -334,7 +340,7 @@ class _Writer:
             elif kind == "supersede":  # closed for good: no longer the search's run
                 sink.log(run_id, tags=[RunTag(T.STATUS, "superseded")])
                 sink.end(run_id, "KILLED")
-                for owned in (self.run_ids, self.steps, self.trials):
+                for owned in (self.run_ids, self.steps, self.trials, self.ended):
                     owned.pop(trial_id, None)
                 changed = True
             elif kind == "metrics":
@@ -350,10 +356,15 @@ class _Writer:
                 sink.end(run_id, mlflow_status)
                 if error:
                     errors.append((run_id, error))
+                if tags.get(T.EPOCHS) is not None:  # ended, not closed as interrupted
+                    self.ended[trial_id] = [tags[T.STATUS], int(tags[T.EPOCHS])]
+                    changed = True
         sink.commit()
         for run_id, error in errors:
             self.client.log_text(run_id, error, "error.txt")
         if changed and self.state:  # after the writes: it never claims more than is there
-            self.state.update(runs=self.run_ids, steps=self.steps, trials=self.trials)
+            self.state.update(
+                runs=self.run_ids, steps=self.steps, trials=self.trials, ended=self.ended
+            )
         if intent and self.state:
             inflight.clear(self.state)
