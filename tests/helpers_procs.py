@@ -185,6 +185,27 @@ def count_alive_nodes(address: str, env: dict[str, str]) -> int:
     return int(out.stdout.split()[-1]) if out.returncode == 0 and out.stdout.split() else 0
 
 
+def join_node(
+    groups: ProcessGroups, cmd: list[str], log: Path, logs: list[Path], *, address: str,
+    env: dict[str, str], cwd: Path, tries: int = 3,
+) -> subprocess.Popen:  # fmt: skip
+    """Start `ray start --address` (`cmd`) once the head answers, and again if the node gives
+    up: on a loaded machine the head can answer after the node's startup deadline ("The current
+    node timed out during startup"). Returns the node's process once the cluster has 2 nodes."""
+    wait_for(lambda: count_alive_nodes(address, env) >= 1, "the Ray head", 90, logs)
+    for _ in range(tries):
+        proc = groups.start(cmd, log, env=env, cwd=cwd)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            if count_alive_nodes(address, env) == 2:
+                return proc
+            time.sleep(0.25)
+        if proc.poll() is None:
+            break  # running but not joined: no second try would do better
+        groups.kill_group(proc.pid)  # whatever the failed start left behind
+    pytest.fail(f"the second Ray node did not join\n{tails(logs)}")
+
+
 def kill_tree(proc: subprocess.Popen) -> None:
     """SIGKILL the driver and everything it started (its Ray, its MLflow writer): no cleanup."""
     try:

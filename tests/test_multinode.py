@@ -26,9 +26,9 @@ from tests.helpers_procs import (
     ProcessGroups,
     Rest,
     clean_env,
-    count_alive_nodes,
     free_ports,
     http_ok,
+    join_node,
     nasorch_cmd,
     port_open,
     ray_start,
@@ -81,8 +81,7 @@ def _start_cluster(groups: ProcessGroups, tmp: Path, env: dict, jobs: bool) -> I
         node_ports[6:], "--address", address,
         "--resources", json.dumps({WORKER_RESOURCE: 1}), "--temp-dir", str(tmp / "ray"),
     )  # fmt: skip
-    groups.start(worker, logs[1], env=env, cwd=tmp)
-    wait_for(lambda: count_alive_nodes(address, env) == 2, "two Ray nodes", 90, logs)
+    join_node(groups, worker, logs[1], logs, address=address, env=env, cwd=tmp)
     tracking_uri = f"http://127.0.0.1:{mlflow_port}"
     wait_for(lambda: http_ok(f"{tracking_uri}/health"), "the MLflow server", 90, logs)
     yield {

@@ -19,8 +19,8 @@ from tests.helpers_cluster import RENDEZVOUS_ENV, WORKER_RESOURCE
 from tests.helpers_procs import (
     ProcessGroups,
     clean_env,
-    count_alive_nodes,
     free_ports,
+    join_node,
     nasorch_cmd,
     port_open,
     ray_start,
@@ -66,8 +66,7 @@ def test_trials_of_a_lost_node_finish_on_the_other(request):
         wait_for(lambda: port_open(gcs), "the Ray head", 60, logs)
         worker_cmd = ray_start(ports[6:], "--address", address, "--temp-dir", str(tmp / "ray"),
                                "--resources", json.dumps({WORKER_RESOURCE: 1}))  # fmt: skip
-        worker = groups.start(worker_cmd, logs[1], env=env, cwd=tmp)
-        wait_for(lambda: count_alive_nodes(address, env) == 2, "two Ray nodes", 90, logs)
+        worker = join_node(groups, worker_cmd, logs[1], logs, address=address, env=env, cwd=tmp)
 
         driver = groups.start(
             nasorch_cmd(tmp / "c.yaml", "--address", address), logs[2], env=env, cwd=tmp
