@@ -21,12 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from search_spaces.nb201_cell import OPS  # noqa: E402
+from orchestrator.searchers.darts import PARAMETER_FREE, derived_cell  # noqa: E402
 from search_spaces.torch_models.nb201_darts import DartsTrainer  # noqa: E402
 from search_spaces.torch_models.nb201_supernet import NB201Supernet  # noqa: E402
 from trainables import datasets  # noqa: E402
-
-PARAMETER_FREE = {"none", "skip_connect", "avg_pool_3x3"}
 
 
 def main() -> None:
@@ -48,7 +46,7 @@ def main() -> None:
         x, y, x_val, y_val = tensors
         for tune in sorted({0, args.tune}):
             scores = trainer.perturbation_scores(x_val, y_val, tune, x, y)
-            cell = [OPS[max(range(len(OPS)), key=row.__getitem__)] for row in scores]
+            cell = derived_cell(scores)
             free = sum(op in PARAMETER_FREE for op in cell)
             name = f"tuned {tune}" if tune else "untuned"
             print(f"seed {seed} epochs {args.epochs} {name:>9}: {free} of 6 free  {cell}")

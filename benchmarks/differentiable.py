@@ -40,7 +40,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-PARAMETER_FREE = ("none", "skip_connect", "avg_pool_3x3")
+from orchestrator.searchers.darts import PARAMETER_FREE  # noqa: E402
+from search_spaces.nb201 import EDGES  # noqa: E402
+
 TABLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_cifar10.csv"
 POINTS, COMPUTE = 1.0, 0.5  # the target: within 1 point of guided's best at <= half its compute
 
@@ -88,7 +90,7 @@ def search(method: str, seed: int, args: argparse.Namespace, root: str) -> dict:
     best = trials.loc[trials["val_accuracy"].idxmax()]
     supernet_epochs = args.supernet_epochs if method != "guided" else 0
     if method == "darts_pt":  # DARTS-PT's tuning after each edge's choice but the last
-        supernet_epochs += 5 * args.tune_epochs  # 6 edges
+        supernet_epochs += (len(EDGES) - 1) * args.tune_epochs
     # The derived cell: the weight-sharing searchers' first hand-out; guided's best trial.
     cell_row = best if method == "guided" else trials.iloc[0]
     cell = json.loads(cell_row["arch_json"])["edges"]

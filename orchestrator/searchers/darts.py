@@ -114,9 +114,7 @@ class DartsSearch(Strategy):
 
     def derived(self) -> list[str] | None:
         """The derived cell, the best-scored op of every edge (None before the search)."""
-        if not self.scores:
-            return None
-        return [OPS[max(range(len(OPS)), key=row.__getitem__)] for row in self.scores]
+        return derived_cell(self.scores) if self.scores else None
 
     def summary(self) -> dict[str, float]:
         out = dict(self.timings)
@@ -216,6 +214,11 @@ class DartsSearch(Strategy):
         self.n_asked = state["n_asked"]
         self.results = dict(state["results"])
         self._order = None
+
+
+def derived_cell(scores: list[list[float]]) -> list[str]:
+    """The best-scored op of every edge."""
+    return [OPS[max(range(len(OPS)), key=row.__getitem__)] for row in scores]
 
 
 def ranked(scores: list[list[float]]) -> list[tuple[str, ...]]:
