@@ -80,7 +80,7 @@ def run(
             fp = search_fingerprint(cfg, parts.trainable.options)
             past = read_past(cfg, parts, store.result()[0])  # a wrong name stops it here
             tracking = session.open_search(cfg, store.result(), fingerprint_tags(fp))
-    return _start(cfg, tracking, parts, past, progress, callbacks or [])
+    return _start(cfg, tracking, parts, past, fp, progress, callbacks or [])
 
 
 def _start(
@@ -88,19 +88,20 @@ def _start(
     tracking: Any,
     parts: Components,
     past: list,
+    fp: Any,
     progress: bool,
     callbacks: list[Any],
     run_name: str | None = None,
 ) -> SearchResult:
-    """A new Tuner for the search whose parent run is `tracking`, warm-started from `past`,
-    run to the end. `run_name`: the folder of a search that starts over (see resume_search)."""
+    """A new Tuner for the search whose parent run is `tracking`, warm-started from `past`
+    (`fp`: the search's fingerprint), run to the end. `run_name`: the folder of a search that
+    starts over (see resume_search)."""
     with session.ended_on_error(tracking):  # from here on, no parent run is left RUNNING
         tuner, experiment_path, searcher, tracker, check = _new_tuner(
             cfg, tracking, parts, progress, callbacks, run_name
         )
         if cfg.warm_start is not None:
             with phase("warm start from the MLflow record"):
-                fp = search_fingerprint(cfg, parts.trainable.options)
                 apply_warm_start(cfg, parts, searcher, past, fp)
         searcher.on_reuse = tracker.record_reuse
     return fit_and_record(
@@ -270,7 +271,9 @@ def resume_search(
                 shown.enabled = False
             check = restored.take("metric_check")
     if fresh:
-        return _start(cfg, tracking, parts, past, progress, [], run_name=os.path.basename(path))
+        fp = search_fingerprint(cfg, parts.trainable.options)
+        name = os.path.basename(path)
+        return _start(cfg, tracking, parts, past, fp, progress, [], run_name=name)
     return fit_and_record(cfg, tuner, tracking, path, searcher, tracker, check, trainable)
 
 

@@ -368,13 +368,13 @@ class MlflowTracker(Callback):
         if before is not None and epochs <= before[1]:
             # Ray reran, from a snapshot older than the record, a trial that had ended before
             # a crash: the rerun added nothing, and what the trial reached then stands.
-            status, epochs = before[0], before[1]
-            tags = {T.STATUS: status, T.EPOCHS: str(epochs)}
+            status, epochs = before
+            scheduler_tags = {}
         else:
-            tags = {T.STATUS: status, T.EPOCHS: str(epochs)}
-            tags.update(self._scheduler_tags(trial.trial_id))
+            scheduler_tags = self._scheduler_tags(trial.trial_id)
             if status != "stopped_early":  # a stop a crash kept from happening (status_of)
-                tags.pop(T.STOP_REASON, None)
+                scheduler_tags.pop(T.STOP_REASON, None)
+        tags = {T.STATUS: status, T.EPOCHS: str(epochs), **scheduler_tags}
         self.statuses[trial.trial_id] = status
         self._repeats.end(trial.trial_id)
         self._ended[trial.trial_id] = time.time()
