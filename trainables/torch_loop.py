@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -271,6 +272,9 @@ def train(config: dict[str, Any], model: Any = None) -> None:
     meter = DeviceMeter(device)
 
     for epoch in range(start_epoch + 1, opts.epochs + 1):
+        # The epoch's own compute (training + validation; loss.item() syncs the device), not
+        # the checkpoint and report around it: benchmarks compare it with supernet seconds.
+        began = time.perf_counter()
         factor = recipe.lr_factor(
             epoch, opts.epochs, opts.schedule, opts.warmup_epochs, opts.step_epochs, opts.step_gamma
         )
@@ -305,6 +309,7 @@ def train(config: dict[str, Any], model: Any = None) -> None:
             "val_loss": val_loss,
             "train_loss": total / len(x_tr),
             "lr": lr * factor,
+            "epoch_seconds": time.perf_counter() - began,
             "num_params": num_params,
             "node_id": node_id,
             **meter.epoch_metrics(),  # device, gpus_given, GPU or CPU utilisation
