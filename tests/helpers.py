@@ -1,6 +1,47 @@
-"""Trainables used by tests as `module:function` user trainables."""
+"""Trainables used by tests as `module:function` user trainables, and `require`: a test's
+optional dependency, skipped locally but a failure in CI."""
+
+import importlib
+import os
+import shutil
+from pathlib import Path
+from types import ModuleType
 
 from ray import tune
+
+
+def _missing(what: str) -> None:
+    """Skip the test, or fail it under CI=true: CI installs everything (`.ci/run`), so there a
+    missing dependency is a broken install that a skip would hide."""
+    import pytest
+
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{what} (CI installs everything: see .ci/run)", pytrace=False)
+    pytest.skip(what, allow_module_level=True)  # also at import: a module of such tests
+
+
+def require(module: str, extra: str = "dev") -> ModuleType:
+    """`module` imported, or the test skipped (failed under CI=true) naming the extra it is in."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        _missing(f"{module} is not installed (pip install -e '.[{extra}]')")
+        raise  # unreachable: skip and fail raise; for type checkers
+
+
+def require_program(*names: str) -> str:
+    """The path of the first of `names` on PATH, or the test skipped (failed under CI=true)."""
+    found = next((shutil.which(n) for n in names if shutil.which(n)), None)
+    if found is None:
+        _missing(f"{names[0]} is not installed (.ci/run installs it with apt-get)")
+    return found
+
+
+def require_file(path: Path, what: str) -> Path:
+    """`path`, or the test skipped (failed under CI=true) saying what the file is."""
+    if not path.exists():
+        _missing(f"{path} not found ({what})")
+    return path
 
 
 def noop(config):

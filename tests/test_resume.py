@@ -16,6 +16,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT
+from tests.helpers import require
 from tests.helpers_procs import BIN, ProcessGroups, free_ports, kill_tree, port_open, wait_for
 
 pytestmark = pytest.mark.integration
@@ -142,7 +143,7 @@ def test_sigkill_then_resume(tmp_path, started):
 def s3_server(monkeypatch):
     """A real S3-compatible server on loopback (moto's server mode) with a bucket `nasorch`, and
     credentials for it in the environment the drivers inherit."""
-    boto3 = pytest.importorskip("boto3")
+    boto3 = require("boto3")
     (port,) = free_ports(1)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -17,6 +17,7 @@ import pytest
 from orchestrator.simulation import build_source, simulate
 from search_spaces import SEARCH_SPACES
 from tests.conftest import ROOT
+from tests.helpers import require
 from trainables.curves import CurveError, TableCurves, data_path
 
 EPOCHS = 9
@@ -84,7 +85,7 @@ def test_the_nb201_curves_and_their_candidates():
 
 
 def test_the_lcbench_surrogate():
-    pytest.importorskip("onnxruntime")
+    require("onnxruntime", extra="bench")
     source = build_source("lcbench:3945")
     rng = random.Random(0)
     archs = [source.space.sample(rng) for _ in range(20)]

@@ -18,14 +18,11 @@ import pytest
 
 import orchestrator
 from orchestrator.tracking.session import runs_page_url
+from tests.helpers import require_program
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if CHROMIUM is None:
-    if os.environ.get("CI"):
-        pytest.fail("chromium is not installed; .ci/run installs it", pytrace=False)
-    pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
+CHROMIUM = require_program("chromium", "chromium-browser")
 
 
 def _free_port() -> int:

