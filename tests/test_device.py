@@ -50,17 +50,25 @@ def test_accelerator_hours_used_count_only_trials_on_cuda():
     assert silent.hours() == {"accelerator_hours_reserved": pytest.approx(2.0)}
 
 
-def test_the_meter_on_the_cpu_reports_the_cores_kept_busy():
+def test_the_meter_on_the_cpu_reports_the_cores_kept_busy(monkeypatch):
+    import ray
+
     from trainables.device import DeviceMeter, describe
 
+    # Outside a Ray worker the GPUs given are those CUDA_VISIBLE_DEVICES names (a test process
+    # may hold the suite's shared Ray, which would answer for its driver instead).
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
     cpu = SimpleNamespace(type="cpu", index=None)  # what torch.device("cpu") says of itself
     assert describe(cpu) == "cpu"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0, 3")
+    assert DeviceMeter(cpu).epoch_metrics()["gpus_given"] == 2
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     meter = DeviceMeter(cpu)
     end = time.perf_counter() + 0.3
     while time.perf_counter() < end:  # one core busy
         pass
     metrics = meter.epoch_metrics()
-    assert metrics["device"] == "cpu" and metrics["gpus_given"] >= 0
+    assert metrics["device"] == "cpu" and metrics["gpus_given"] == 0
     assert 0.2 < metrics["cpu_utilization"] < 1.5  # one core, shared on a loaded machine
     time.sleep(0.3)  # idle: the next epoch's figure is its own
     assert meter.epoch_metrics()["cpu_utilization"] < 0.5
