@@ -35,30 +35,32 @@ class _Strict(BaseModel):
 class Component(_Strict):
     """A registered thing by name, with its own options (each algorithm its own namespace)."""
 
-    name: str
-    options: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(description="a registered name (docs: Reference, Registries)")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="that component's own options, checked when built"
+    )
 
 
 class Resources(_Strict):
-    cpu: float = Field(1.0, gt=0)
+    cpu: float = Field(1.0, gt=0, description="CPUs per trial")
     gpu: float = Field(0.0, ge=0, description="fractions share a GPU, e.g. 0.5 = two trials")
 
 
 class Constraints(_Strict):
     """Hard limits, checked on the driver before a candidate takes a trial slot."""
 
-    max_params: float | None = Field(None, gt=0)
-    max_flops: float | None = Field(None, gt=0)
+    max_params: float | None = Field(None, gt=0, description="most parameters a network may have")
+    max_flops: float | None = Field(None, gt=0, description="most FLOPs of one forward pass")
     max_latency_ms: float | None = Field(None, gt=0, description="CPU, batch 1, median")
-    max_size_mb: float | None = Field(None, gt=0)
+    max_size_mb: float | None = Field(None, gt=0, description="largest size of the weights, MB")
 
 
 class Objective(_Strict):
     """A further objective next to `metric`: a reported metric or a cost (num_params, flops,
     latency_ms, size_mb)."""
 
-    metric: str
-    mode: Literal["max", "min"] = "min"
+    metric: str = Field(description="a reported metric, or num_params, flops, latency_ms, size_mb")
+    mode: Literal["max", "min"] = Field("min", description="maximise or minimise it")
 
 
 class Tracking(_Strict):
@@ -88,23 +90,31 @@ class WarmStart(_Strict):
 
 
 class ExperimentConfig(_Strict):
-    name: str = Field(pattern=NAME_PATTERN)
-    metric: str = "val_accuracy"
-    mode: Literal["max", "min"] = "max"
-    num_samples: int = Field(10, ge=1)
-    max_concurrent_trials: int = Field(2, ge=1)
-    seed: int = 0
-    search_space: Component
-    trainable: Component = Component(name="torch")
-    searcher: Component = Component(name="random")
-    scheduler: Component = Component(name="fifo")
-    resources: Resources = Resources()
+    name: str = Field(
+        pattern=NAME_PATTERN, description="names the MLflow experiment and Ray's folder"
+    )
+    metric: str = Field("val_accuracy", description="the reported metric to optimise")
+    mode: Literal["max", "min"] = Field("max", description="maximise or minimise the metric")
+    num_samples: int = Field(10, ge=1, description="number of trials")
+    max_concurrent_trials: int = Field(2, ge=1, description="trials running at once")
+    seed: int = Field(0, description="seeds the searcher and every trial")
+    search_space: Component = Field(description="what to search: a registered space")
+    trainable: Component = Field(
+        Component(name="torch"), description="what a trial runs, or module:function"
+    )
+    searcher: Component = Field(Component(name="random"), description="what to try next")
+    scheduler: Component = Field(Component(name="fifo"), description="when to stop a trial")
+    resources: Resources = Field(Resources(), description="what each trial holds")
     max_failures: int = Field(0, ge=0, description="retries of a failing trial, from checkpoint")
     max_consecutive_failures: int = Field(
         5, ge=1, description="stop the search when this many trials in a row end in error"
     )
-    constraints: Constraints = Constraints()
-    objectives: list[Objective] = Field(default_factory=list)
+    constraints: Constraints = Field(
+        Constraints(), description="a candidate over a limit is never trained"
+    )
+    objectives: list[Objective] = Field(
+        default_factory=list, description="further objectives: a multi-objective search"
+    )
     dedupe: bool = Field(True, description="reuse the result of an architecture seen before")
     time_budget: str | float | None = Field(
         None, description="wall-clock budget (90s, 30m, 2h): the search ends when it is spent"
@@ -114,10 +124,11 @@ class ExperimentConfig(_Strict):
     )
     # A cluster sets NASORCH_STORAGE_PATH to storage all its nodes share (cluster.yaml does).
     storage_path: str = Field(
-        default_factory=lambda: os.environ.get("NASORCH_STORAGE_PATH") or f"{RESULTS_DIR}/ray"
+        default_factory=lambda: os.environ.get("NASORCH_STORAGE_PATH") or f"{RESULTS_DIR}/ray",
+        description="Ray's results and checkpoints: a folder or a URI (s3://...)",
     )
-    tracking: Tracking = Tracking()
-    warm_start: WarmStart | None = None
+    tracking: Tracking = Field(Tracking(), description="where the MLflow records go")
+    warm_start: WarmStart | None = Field(None, description="learn from earlier searches")
     # The config file's folder: a user's `module:function` is imported from there too.
     _source_dir: str | None = PrivateAttr(default=None)
 
