@@ -6,8 +6,8 @@ UserError. `load_config` (public) is both: a config known to build.
 
 from __future__ import annotations
 
+import functools
 import importlib
-import inspect
 import os
 import random
 import sys
@@ -97,48 +97,56 @@ def build_space(cfg: ExperimentConfig) -> SearchSpace:
 
 
 def build_strategy(cfg: ExperimentConfig, space: SearchSpace) -> Strategy:
-    factory = lookup("searcher", STRATEGIES, cfg.searcher.name)
-    extra: dict[str, Any] = {}
-    if cfg.objectives:
+    modes = [cfg.mode, *(o.mode for o in cfg.objectives)]
+    if len(modes) > 1 and not strategy_class(cfg.searcher.name).takes_directions:
         # Several objectives: only searchers that take Optuna-style directions (or ignore
         # values altogether) can rank them.
-        if "directions" in inspect.signature(factory).parameters:
-            modes = [cfg.mode, *(o.mode for o in cfg.objectives)]
-            extra["directions"] = ["maximize" if m == "max" else "minimize" for m in modes]
-        elif cfg.searcher.name != "random":
-            multi = sorted(n for n, f in STRATEGIES.items() if _takes_directions(f))
+        if cfg.searcher.name != "random":
+            multi = sorted(n for n in STRATEGIES if strategy_class(n).takes_directions)
             raise UserError(
                 f"searcher.name: {cfg.searcher.name!r} optimises one objective; with "
                 f"`objectives` use one of {', '.join(['random', *multi])}"
             )
     # A searcher that trains on data itself (darts) trains on the search's own: the torch
     # trainable's dataset and split, unless the searcher's options name a dataset.
-    takes = inspect.signature(factory).parameters
-    if (
-        "dataset" in takes
-        and "dataset" not in cfg.searcher.options
-        and cfg.trainable.name == "torch"
-    ):
-        for key in ("dataset", "val_fraction"):
-            if key in cfg.trainable.options and key in takes and key not in cfg.searcher.options:
-                extra[key] = cfg.trainable.options[key]
-    return _construct(
-        "searcher",
-        cfg.searcher.name,
-        factory,
-        cfg.searcher.options,
-        space,
-        mode=cfg.mode,
-        seed=cfg.seed,
-        **extra,
-    )
+    data = cfg.trainable.options if cfg.trainable.name == "torch" else None
+    return make_strategy(
+        cfg.searcher.name, space, mode=cfg.mode, seed=cfg.seed, options=cfg.searcher.options,
+        modes=modes, data=data,
+    )  # fmt: skip
 
 
-def _takes_directions(factory: Any) -> bool:
-    try:
-        return "directions" in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
+def make_strategy(
+    name: str,
+    space: SearchSpace,
+    *,
+    mode: str,
+    seed: int | None,
+    options: dict[str, Any] | None = None,
+    modes: list[str] | None = None,
+    data: dict[str, Any] | None = None,
+) -> Strategy:
+    """The one constructor of strategies, for a real search, `nasorch bench` and the simulator.
+    `modes`: every objective's mode (a searcher that `takes_directions` ranks them all; the
+    others are told the first); `data`: the options naming the search's data (`dataset`,
+    `val_fraction`), passed to a searcher that `takes_dataset` unless its options name one."""
+    factory = lookup("searcher", STRATEGIES, name)
+    cls = strategy_class(name)
+    options = dict(options or {})
+    extra: dict[str, Any] = {}
+    if modes and len(modes) > 1 and cls.takes_directions:
+        extra["directions"] = ["maximize" if m == "max" else "minimize" for m in modes]
+    if cls.takes_dataset and data and "dataset" not in options:
+        extra.update({k: data[k] for k in ("dataset", "val_fraction") if k in data})
+    return _construct("searcher", name, factory, options, space, mode=mode, seed=seed, **extra)
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    """The Strategy class behind a registry name (an entry may be a partial of one)."""
+    factory = STRATEGIES[name]
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    return factory
 
 
 def build_gate(cfg: ExperimentConfig, space: SearchSpace, trainable: Trainable) -> Gate:

@@ -12,7 +12,7 @@ import os
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from orchestrator.core.jsonio import write_json_atomic
 from search_spaces.base import Arch, SearchSpace
@@ -21,7 +21,25 @@ Value = float | Sequence[float] | None
 
 
 class Strategy(ABC):
-    """Ask/tell searcher over a SearchSpace."""
+    """Ask/tell searcher over a SearchSpace.
+
+    Subclasses implement `ask` and `update`; everything else is optional and declared here with
+    a default (as Optuna's BaseSampler declares its optional hooks), so the runner and the
+    components read it without probing: `takes_directions` (ranks several objectives itself,
+    given Optuna-style `directions`), `takes_dataset` (trains on data itself and is given the
+    search's `dataset`), `folder` (set by the runner: the search's folder, where a strategy
+    keeps files), `curves()` and `artifacts(folder)` (records for the parent run), `observe`
+    (every partial result) and `summary()`.
+    """
+
+    takes_directions: ClassVar[bool] = False
+    takes_dataset: ClassVar[bool] = False
+    folder: str | None = None
+
+    @property
+    def multi_objective(self) -> bool:
+        """Told every objective's value (its `directions` name several); else the first."""
+        return False
 
     def __init__(self, space: SearchSpace, *, mode: str = "max", seed: int | None = None):
         if mode not in ("max", "min"):
@@ -35,9 +53,16 @@ class Strategy(ABC):
     def ask(self) -> Arch | None:
         """The next architecture to evaluate, or None when the strategy has nothing left."""
 
-    @abstractmethod
     def tell(self, arch: Arch, value: Value) -> None:
-        """The result of evaluating `arch`, in the metric's own units (None: failed)."""
+        """The result of evaluating `arch`, in the metric's own units (None: failed). Several
+        values (a multi-objective search) reach a single-objective strategy as the first: the
+        one reduction, here, for every searcher."""
+        self.update(arch, value if self.multi_objective else primary(value))
+
+    @abstractmethod
+    def update(self, arch: Arch, value: Any) -> None:
+        """Learn from `tell`'s value: a float or None, or, where `multi_objective`, the values
+        of every objective."""
 
     def observe(self, arch: Arch, epoch: int, value: float) -> None:
         """A partial result: `arch` reached `value` after `epoch` epochs (every report of a
@@ -48,6 +73,14 @@ class Strategy(ABC):
     def summary(self) -> dict[str, float]:
         """Numbers worth keeping about the search itself (logged on the parent run at the end)."""
         return {}
+
+    def curves(self) -> dict[str, list[tuple[int, float]]]:
+        """Metric series (step, value) for the parent run (darts: alpha per epoch)."""
+        return {}
+
+    def artifacts(self, folder: str) -> list[str]:
+        """Files written into `folder` for the parent run (darts: its alpha plot)."""
+        return []
 
     def score(self, value: float) -> float:
         """`value` oriented so that larger is always better."""
@@ -67,6 +100,16 @@ class Strategy(ABC):
     def restore(self, path: str | os.PathLike) -> None:
         with open(path) as f:
             self.load_state(json.load(f)["state"])
+
+
+def primary(value: Value) -> float | None:
+    """The objective a single-objective searcher optimises: the value, or the first of several
+    (so a multi-objective run can still be driven by, and compared with, these searchers)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    return float(value[0])
 
 
 def rng_to_json(rng: random.Random) -> list:

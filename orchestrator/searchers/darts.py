@@ -26,8 +26,8 @@ import sys
 from typing import Any
 
 from orchestrator.core.jsonio import write_bytes_atomic
-from orchestrator.searchers._common import on_a_worker, primary
-from orchestrator.searchers.base import Strategy, Value
+from orchestrator.searchers._common import on_a_worker
+from orchestrator.searchers.base import Strategy
 from search_spaces.base import Arch, SearchSpace
 from search_spaces.nb201 import EDGE_NAMES, EDGES, OPS, NB201Space
 
@@ -39,6 +39,8 @@ PLOT_FILE = "darts_alphas.png"
 
 
 class DartsSearch(Strategy):
+    takes_dataset = True  # trains on the search's data: the torch trainable's, unless given
+
     def __init__(
         self,
         space: SearchSpace,
@@ -107,8 +109,7 @@ class DartsSearch(Strategy):
         self.n_asked += 1
         return {"edges": list(self._order[self.n_asked - 1])}
 
-    def tell(self, arch: Arch, value: Value) -> None:
-        value = primary(value)
+    def update(self, arch: Arch, value: float | None) -> None:
         if value is not None:
             self.results[self.space.key(arch)] = self.score(value)
 

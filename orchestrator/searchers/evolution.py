@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from orchestrator.searchers._common import primary
-from orchestrator.searchers.base import Strategy, Value
+from orchestrator.searchers.base import Strategy
 from search_spaces.base import Arch, SearchSpace
 
 
@@ -48,8 +47,7 @@ class RegularizedEvolution(Strategy):
         parent = max(contestants, key=lambda i: self.population[i][1])
         return self.space.mutate(self.population[parent][0], self.rng)
 
-    def tell(self, arch: Arch, value: Value) -> None:
-        value = primary(value)
+    def update(self, arch: Arch, value: float | None) -> None:
         if value is None:
             return  # a failed child never joins the population
         self.population.append((arch, self.score(value)))  # maxlen drops the oldest

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from orchestrator.searchers._common import one_blas_thread, primary
-from orchestrator.searchers.base import Strategy, Value
+from orchestrator.searchers._common import one_blas_thread
+from orchestrator.searchers.base import Strategy
 from search_spaces.base import Arch, SearchSpace
 from search_spaces.candidates import CandidateSpace
 
@@ -115,8 +115,7 @@ class GuidedSearch(Strategy):
         self.asked.add(self.space.key(pick))
         return pick
 
-    def tell(self, arch: Arch, value: Value) -> None:
-        value = primary(value)
+    def update(self, arch: Arch, value: float | None) -> None:
         self.asked.add(self.space.key(arch))
         self.results.append([arch, None if value is None else self.score(value)])
         self._note(*self.results[-1])

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.searchers._common import primary
-from orchestrator.searchers.base import Strategy, Value
+from orchestrator.searchers.base import Strategy
 from search_spaces.base import Arch, SearchSpace
 
 
@@ -69,8 +68,8 @@ class LocalSearch(Strategy):
         self.seen[k], self.restarts = None, [*self.restarts, k]
         return cand
 
-    def tell(self, arch: Arch, value: Value) -> None:
-        k, value = self.space.key(arch), primary(value)
+    def update(self, arch: Arch, value: float | None) -> None:
+        k = self.space.key(arch)
         score = None if value is None else self.score(value)
         self.seen[k] = score
         self.n_told += 1

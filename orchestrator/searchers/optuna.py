@@ -83,6 +83,8 @@ def to_optuna(space: SearchSpace, arch: Arch) -> tuple[dict[str, Any], dict[str,
 class OptunaStrategy(Strategy):
     """Any Optuna sampler, driven by ask/tell; several objectives when `directions` has several."""
 
+    takes_directions = True
+
     def __init__(
         self,
         space: SearchSpace,
@@ -131,13 +133,17 @@ class OptunaStrategy(Strategy):
         self.study.add_trials(keep)
         self._finished = len(keep)
 
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.directions) > 1
+
     def ask(self) -> Arch:
         trial = self.study.ask()
         arch = self.space.suggest(trial)
         self._pending[self.space.key(arch)].append(trial)
         return arch
 
-    def tell(self, arch: Arch, value: Value) -> None:
+    def update(self, arch: Arch, value: Value) -> None:
         waiting = self._pending.get(self.space.key(arch))
         values = None if value is None else _as_list(value)
         self._finished += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.searchers.base import Strategy, Value
+from orchestrator.searchers.base import Strategy
 from search_spaces.base import Arch
 
 
@@ -10,5 +10,5 @@ class RandomSearch(Strategy):
     def ask(self) -> Arch:
         return self.space.sample(self.rng)
 
-    def tell(self, arch: Arch, value: Value) -> None:
+    def update(self, arch: Arch, value: float | None) -> None:
         pass  # random search learns nothing

@@ -14,8 +14,7 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 
-from orchestrator.searchers._common import primary
-from orchestrator.searchers.base import Strategy, Value
+from orchestrator.searchers.base import Strategy
 from orchestrator.searchers.optuna import ReplayTrial, to_optuna
 from search_spaces.base import Arch, SearchSpace
 
@@ -86,8 +85,7 @@ class Reinforce(Strategy):
     def ask(self) -> Arch:
         return self.space.suggest(_PolicyTrial(self))
 
-    def tell(self, arch: Arch, value: Value) -> None:
-        value = primary(value)
+    def update(self, arch: Arch, value: float | None) -> None:
         if value is None:
             return  # a failed trial says nothing about the policy
         reward = self.score(value)

@@ -19,8 +19,7 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
-from orchestrator.searchers._common import primary
-from orchestrator.searchers.base import Strategy, Value
+from orchestrator.searchers.base import Strategy
 from orchestrator.searchers.guided import GuidedSearch
 from search_spaces.base import Arch, SearchSpace
 
@@ -70,10 +69,10 @@ class RungGuidedSearch(Strategy):
         entry["scores"][str(int(epoch))] = self.score(float(value))
         self.reached[key] = max(self.reached.get(key, 0), int(epoch))
 
-    def tell(self, arch: Arch, value: Value) -> None:
+    def update(self, arch: Arch, value: float | None) -> None:
         self.guide.asked.add(self.space.key(arch))
-        if primary(value) is not None and self.space.key(arch) not in self.curves:
-            self.observe(arch, 1, primary(value))  # told without epochs (a table, a reuse)
+        if value is not None and self.space.key(arch) not in self.curves:
+            self.observe(arch, 1, value)  # told without epochs (a table, a reuse)
 
     def fidelity(self) -> int | None:
         """The deepest epoch at least `min_points` architectures have reached."""

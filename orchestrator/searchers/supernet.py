@@ -19,8 +19,8 @@ import sys
 import time
 from typing import Any
 
-from orchestrator.searchers._common import on_a_worker, primary
-from orchestrator.searchers.base import Strategy, Value
+from orchestrator.searchers._common import on_a_worker
+from orchestrator.searchers.base import Strategy
 from search_spaces.base import Arch, SearchSpace
 from search_spaces.nb201 import EDGES, OPS, NB201Space
 
@@ -82,8 +82,7 @@ class SupernetSearch(Strategy):
         self.n_asked += 1
         return self.space.from_string(self.order[self.n_asked - 1])
 
-    def tell(self, arch: Arch, value: Value) -> None:
-        value = primary(value)
+    def update(self, arch: Arch, value: float | None) -> None:
         key = self.space.key(arch)
         if value is not None and key in self.scores:  # a cell it never scored cannot count
             self.results[key] = self.score(value)
