@@ -5,6 +5,7 @@ Everything downstream (runner, trainables, searchers) may trust what it receives
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import re
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from orchestrator.errors import UserError
+from trainables.storage import is_uri
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 RESULTS_DIR = "nasorch_results"
@@ -153,9 +155,16 @@ class ExperimentConfig(_Strict):
         return None if self.time_budget is None else parse_duration(self.time_budget)
 
     def resolved_storage_path(self) -> str:
-        if "://" in self.storage_path:  # a cloud URI that Ray supports (s3://, gs://, ...)
+        if is_uri(self.storage_path):  # a cloud URI that Ray supports (s3://, gs://, ...)
             return self.storage_path
         return str(Path(self.storage_path).expanduser().resolve())
+
+    def driver_folder(self) -> str:
+        """Where nasorch's own files of its searches go: the storage folder, or with cloud
+        storage (s3://...) nasorch_results/ray on the driver's disk (they remember where Ray's
+        folder is)."""
+        storage = self.resolved_storage_path()
+        return str(Path(RESULTS_DIR, "ray").resolve()) if is_uri(storage) else storage
 
     def tracking_uri(self) -> str:
         uri = self.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI")
@@ -212,18 +221,54 @@ def parse_config(
         data = source.model_dump()
         source_dir = source_dir or source._source_dir
     elif isinstance(source, dict):
-        data = dict(source)
+        data = copy.deepcopy(source)
     else:
         data = _read_yaml(Path(source))
         source_dir = source_dir or str(Path(source).resolve().parent)
+        absolute_paths(data, source_dir)  # a file's paths are relative to the file's folder
     for item in overrides or []:
         _apply_override(data, item)
+    absolute_paths(data, os.getcwd())  # the command line's and the API's: to the working folder
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as e:
         raise UserError(format_validation_error(e, ExperimentConfig)) from None
     cfg._source_dir = source_dir
     return cfg
+
+
+# Options that name files, by component: made absolute when the config is read, so that a trial
+# finds them whatever its working folder (Ray runs each trial in a folder of its own). A dataset
+# mapping's are, in any component's options.
+PATH_OPTIONS = {
+    ("trainable", "tabular"): ("table",),
+    ("trainable", "curve"): ("path",),
+    ("search_space", "table"): ("path",),
+}
+DATASET_PATH_KEYS = ("path", "test", "data_dir")
+
+
+def absolute_paths(data: dict, base: str) -> None:
+    """Relative file paths of the raw config `data` made absolute from `base`, in place. URIs
+    (s3://...) and paths under ~ (each node's own home) are left as written."""
+    for section in ("search_space", "trainable", "searcher"):
+        component = data.get(section)
+        options = component.get("options") if isinstance(component, dict) else None
+        if not isinstance(options, dict):
+            continue
+        keys = [(options, k) for k in PATH_OPTIONS.get((section, component.get("name")), ())]
+        dataset = options.get("dataset")
+        if isinstance(dataset, dict):
+            keys += [(dataset, k) for k in DATASET_PATH_KEYS]
+        for holder, key in keys:
+            if key in holder:
+                holder[key] = _absolute(holder[key], base)
+
+
+def _absolute(value: Any, base: str) -> Any:
+    if not isinstance(value, str) or not value or is_uri(value) or value.startswith("~"):
+        return value
+    return os.path.normpath(os.path.join(base, value))
 
 
 def _read_yaml(path: Path) -> dict:

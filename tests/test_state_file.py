@@ -8,7 +8,8 @@ import multiprocessing as mp
 import pytest
 
 from orchestrator.errors import UserError
-from orchestrator.resumable.state_file import STATE_FILE, VERSION, SearchState, join_uri
+from orchestrator.resumable.state_file import STATE_FILE, VERSION, SearchState
+from trainables.storage import join
 
 
 def test_the_driver_and_the_writer_keep_each_others_keys(tmp_path):
@@ -76,4 +77,4 @@ def test_unknown_fields_and_newer_files_are_refused(tmp_path):
     ],
 )
 def test_a_storage_uri_keeps_its_query(base, expected):
-    assert join_uri(base, "run-1") == expected
+    assert join(base, "run-1") == expected

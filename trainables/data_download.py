@@ -8,20 +8,18 @@ no torchvision import, whose CUDA-built wheels do not load beside a CPU build of
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gzip
 import os
 import pickle
 import tarfile
 import tempfile
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from trainables.errors import InputError
+from trainables.storage import locked
 
 # name -> (folder under data_dir, files that must be there, archive URLs)
 DATASETS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
@@ -75,7 +73,7 @@ def load(name: str, data_dir: str, download: bool = True) -> Arrays:
     """(x_train, y_train, x_test, y_test, class names); images uint8 (N, C, H, W)."""
     root = Path(os.path.expanduser(data_dir))
     folder, needed, urls = DATASETS[name]
-    with _locked(root / f".{name}.lock"):  # one download per node; the others wait, then read
+    with locked(root / f".{name}.lock"):  # one download per node; the others wait, then read
         if not _present(root / folder, needed):
             if not download:
                 raise InputError(
@@ -108,17 +106,6 @@ def _download(name: str, root: Path, urls: tuple[str, ...], folder: str) -> None
                 f"trainable.options.dataset: {name} could not be downloaded from {url} ({e}); "
                 f"without network, put its files ({', '.join(DATASETS[name][1])}) in {target}"
             ) from None
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _unpickle(path: Path) -> dict:

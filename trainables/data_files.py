@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from trainables import storage
 from trainables.errors import InputError
 
 FORMATS = ("npz", "csv", "parquet", "image_folder", "torchvision", "text")
@@ -64,6 +65,9 @@ def read(spec: DatasetSpec, which: str | None = None) -> tuple[np.ndarray, np.nd
     """(x, y, class names) of the file or folder `which` (default: spec.path). Images are
     uint8 (N, C, H, W); tables float32 (N, F); text a list of strings (tokenised later)."""
     where = os.path.expanduser(which or spec.path or "")
+    if storage.is_uri(where):  # on shared storage (s3://...): copied once per node, then read
+        field = "test" if which else "path"
+        where = storage.fetch(where, spec.data_dir, f"trainable.options.dataset.{field}")
     if spec.format != "torchvision" and not os.path.exists(where):
         raise InputError(f"trainable.options.dataset.path: {where} does not exist")
     try:

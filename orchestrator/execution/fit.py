@@ -65,7 +65,7 @@ def fit_and_record(
             raise UserError(check.problem)
         tracker.close_lost_runs({result_trial_id(r) for r in grid})
         delivered = tracker.flush()
-        trials = trials_frame(grid, tracker, space, cfg.metric)
+        trials = trials_frame(grid, tracker, space, cfg.metric, cfg.resolved_storage_path())
         best = best_trial(trials, cfg.metric, cfg.mode)
         unfinished = count_unfinished(grid, tracker)
         if unfinished > 0 or tracker.interrupted:  # Ctrl+C: keep everything resumable

@@ -9,15 +9,25 @@ import os
 import tempfile
 from pathlib import Path
 
-from orchestrator.config import RESULTS_DIR, ExperimentConfig
+from orchestrator.config import ExperimentConfig
 from orchestrator.errors import UserError
+from trainables.errors import InputError
+from trainables.storage import filesystem, is_uri, redact, why
 
 
 def check_paths(cfg: ExperimentConfig) -> None:
+    writable_dir(cfg.driver_folder(), "storage_path")
     storage = cfg.resolved_storage_path()
-    # With cloud storage (s3://...) nasorch's own files stay on the driver's disk.
-    local = storage if "://" not in storage else str(Path(RESULTS_DIR, "ray").resolve())
-    writable_dir(local, "storage_path")
+    if is_uri(storage):  # reachable with these credentials, or one line now (not after a trial)
+        try:
+            fs, path = filesystem(storage)
+            fs.get_file_info(path.split("/", 1)[0])  # the bucket
+        except InputError as e:
+            raise UserError(f"storage_path: {e}") from None
+        except OSError as e:
+            raise UserError(
+                f"storage_path: {redact(storage)} cannot be reached ({why(e)})"
+            ) from None
     store = local_store_path(cfg.tracking_uri())
     if store is not None:
         db, is_file = store
@@ -32,7 +42,7 @@ def local_store_path(uri: str) -> tuple[Path, bool] | None:
         return Path(uri.removeprefix("sqlite:///").split("?", 1)[0]), True
     if uri.startswith("file:"):
         return Path(uri.removeprefix("file://").removeprefix("file:")), False
-    if "://" not in uri:  # a plain folder (MLflow's file store)
+    if not is_uri(uri):  # a plain folder (MLflow's file store)
         return Path(uri), False
     return None
 

@@ -19,6 +19,7 @@ from orchestrator.reporting.leaderboard import leaderboard, to_markdown
 from orchestrator.resumable.recovery import trial_id_from_dirname
 from orchestrator.tracking import session
 from orchestrator.tracking.events import status_of
+from trainables.storage import locate
 
 
 @dataclass
@@ -69,7 +70,10 @@ def flat_params(space: Any, config: dict) -> dict[str, Any]:
     return params
 
 
-def trials_frame(grid: Any, tracker: Any, space: Any, metric: str) -> pd.DataFrame:
+def trials_frame(
+    grid: Any, tracker: Any, space: Any, metric: str, storage: str = ""
+) -> pd.DataFrame:
+    """One row per trial; `storage` (the configured storage path or URI) locates checkpoints."""
     rows = []
     for result in grid:
         m = result.metrics or {}
@@ -95,7 +99,7 @@ def trials_frame(grid: Any, tracker: Any, space: Any, metric: str) -> pd.DataFra
                 "arch_json": json.dumps(arch, sort_keys=True),
                 "node": m.get("hostname", ""),
                 "run_id": tracker.run_ids.get(trial_id, ""),
-                "checkpoint": checkpoint_uri(result.checkpoint),
+                "checkpoint": checkpoint_location(result.checkpoint, storage),
                 **{f"arch.{k}": v for k, v in (space.to_params(arch) if arch else {}).items()},
             }
         )
@@ -146,12 +150,12 @@ def trial_dirname(trial: Any) -> str:
     return f"{T.trial_name(T.trial_number(trial.config))}_{trial.trial_id}"
 
 
-def checkpoint_uri(checkpoint: Any) -> str:
-    """A checkpoint's location that Ray's Checkpoint() reopens, in cloud storage too."""
+def checkpoint_location(checkpoint: Any, storage: str) -> str:
+    """Where a checkpoint is, as `trainables.storage.filesystem` reopens it: under a storage
+    URI, the whole URI with its query (the endpoint of an S3-compatible server); "" for none."""
     if checkpoint is None:
         return ""
-    kind = getattr(checkpoint.filesystem, "type_name", "local")
-    return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path}"
+    return locate(checkpoint.path, storage)
 
 
 def best_trial(trials: pd.DataFrame, metric: str, mode: str) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from orchestrator import tags as T
 from orchestrator.components import Components, build, resolve_trainable
-from orchestrator.config import RESULTS_DIR, ExperimentConfig, parse_config
+from orchestrator.config import ExperimentConfig, parse_config
 from orchestrator.core.phases import phase
 from orchestrator.errors import SearchFinished, UserError
 from orchestrator.execution.budget import AcceleratorBudget, TimeBudget
@@ -34,7 +34,7 @@ from orchestrator.resumable.experiment import (
     read_done,
 )
 from orchestrator.resumable.scheduler_state import SchedulerState
-from orchestrator.resumable.state_file import SearchState, join_uri
+from orchestrator.resumable.state_file import SearchState
 from orchestrator.tracking import session
 from orchestrator.tracking import writer as writers
 from orchestrator.warm_start.setup import (
@@ -43,6 +43,7 @@ from orchestrator.warm_start.setup import (
     read_past,
     search_fingerprint,
 )
+from trainables.storage import join as join_location
 
 KEEP_CHECKPOINTS = 2
 
@@ -64,7 +65,7 @@ def run(
     """
     cfg = parse_config(config, overrides)
     if resume:
-        previous = latest_experiment(cfg.resolved_storage_path(), cfg.name)
+        previous = latest_experiment(cfg.driver_folder(), cfg.name)
         if previous is not None:
             return resume_search(previous, address=address, progress=progress)
     with phase("build components"):
@@ -128,15 +129,14 @@ def _new_tuner(
     ship_user_module(cfg.trainable.name)
     run_name = run_name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage = cfg.resolved_storage_path()
-    # nasorch's own files sit next to Ray's experiment folder; when that is in cloud storage
-    # (s3://...), they stay on the driver's disk and remember where Ray's folder is.
-    local_root = storage if "://" not in storage else str(Path(RESULTS_DIR, "ray").resolve())
-    experiment_path = os.path.join(local_root, run_name)
+    # nasorch's own files sit next to Ray's experiment folder (on the driver's disk when that
+    # is in cloud storage: they remember where Ray's folder is).
+    experiment_path = os.path.join(cfg.driver_folder(), run_name)
     os.makedirs(experiment_path, exist_ok=True)
     Path(experiment_path, CONFIG_FILE).write_text(cfg.to_yaml())
     SearchState(experiment_path).update(
         parent=tracking.parent_run_id,
-        ray_path=join_uri(storage, run_name),  # an s3://...?endpoint_override=... URI stays whole
+        ray_path=join_location(storage, run_name),  # s3://...?endpoint_override=... stays whole
         config_dir=cfg.module_dirs()[0],
     )
 

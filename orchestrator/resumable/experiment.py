@@ -19,6 +19,7 @@ from typing import Any
 
 from orchestrator.core.jsonio import write_json_atomic
 from orchestrator.errors import UserError
+from trainables.storage import filesystem
 
 CONFIG_FILE = "nasorch_config.yaml"
 DONE_FILE = "nasorch_done.json"
@@ -71,10 +72,7 @@ def ray_snapshot_saved(ray_path: str) -> bool:
     the search without nasorch's (a `darts` searcher killed while training its supernet)."""
     import pyarrow.fs
 
-    if "://" in ray_path:
-        fs, path = pyarrow.fs.FileSystem.from_uri(ray_path)
-    else:
-        fs, path = pyarrow.fs.LocalFileSystem(), os.path.abspath(ray_path)
+    fs, path = filesystem(ray_path)
     try:
         found = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
     except OSError:

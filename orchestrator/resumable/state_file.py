@@ -71,10 +71,3 @@ class SearchState:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def join_uri(base: str, name: str) -> str:
-    """`base/name` for a folder or a URI, keeping a URI's query string at the end
-    (s3://bucket/path?endpoint_override=host:port&scheme=http -> s3://bucket/path/name?...)."""
-    path, sep, query = base.partition("?")
-    return f"{path.rstrip('/')}/{name}{sep}{query}"

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator import tags as T
+from trainables.storage import filesystem
 
 
 def warm_up() -> None:
@@ -53,7 +54,8 @@ def log_best_model(
     from ray.tune import Checkpoint
 
     arch = space.validate(json.loads(best["arch_json"]))
-    with Checkpoint(best["checkpoint"]).as_directory() as folder:  # local, or fetched from s3://
+    fs, path = filesystem(best["checkpoint"])  # a folder, or fetched from s3://...?endpoint=...
+    with Checkpoint(path, filesystem=fs).as_directory() as folder:
         model, example = rebuild(folder, arch, space, options)
         tested = test(folder, arch, space, options) if test is not None else {}
     scores = {f"best_test_{k}": float(v) for k, v in tested.items()}
