@@ -49,8 +49,8 @@ def fit_and_record(
     failing = recorded = False
     timings: dict[str, float] = {}
     stopped: UserError | None = None  # too many failures in a row: raised once all is recorded
-    if hasattr(strategy, "folder"):  # where a strategy keeps files (darts: its checkpoint),
-        strategy.folder = experiment_path  # the same folder when the search is resumed
+    # Where a strategy keeps files (darts: its checkpoint): the same folder when resumed.
+    strategy.folder = experiment_path
     try:
         # Strict metric checking is ours (MetricCheck): one line instead of Ray's traceback.
         with scoped_env(
@@ -110,9 +110,8 @@ def fit_and_record(
             files.append(os.path.join(experiment_path, "rejected.csv"))
             pd.DataFrame(gate.rejections).to_csv(files[-1], index=False)
         # A strategy's own records for the parent run (darts: alpha per epoch, and its plot).
-        curves = strategy.curves() if hasattr(strategy, "curves") else {}
-        if hasattr(strategy, "artifacts"):
-            files += strategy.artifacts(experiment_path)
+        curves = strategy.curves()
+        files += strategy.artifacts(experiment_path)
         if cfg.objectives:
             front_metrics, front_files = write_front(trials, *objective_names(cfg), experiment_path)
             extra.update(front_metrics)
