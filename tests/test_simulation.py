@@ -149,12 +149,20 @@ def test_rungs_learns_from_every_epoch(tmp_path):
 
     source = TableCurves.load(write_curves(tmp_path / "c.csv", n=40))
     strategy = RungGuidedSearch(source.space, seed=0, num_init=3, min_points=3)
-    for arch in [strategy.ask() for _ in range(6)]:
+    asked = [strategy.ask() for _ in range(6)]
+    for arch in asked:
         for epoch, value in enumerate(source.curve(arch).values[:3], start=1):
             strategy.observe(arch, epoch, value)
     assert strategy.fidelity() == 3
     assert len(strategy.at(3)) == 6
-    strategy.ask()  # proposes from the model at epoch 3
+    fitted, propose = [], strategy.guide.propose
+    strategy.guide.propose = lambda done, pool: fitted.append(done) or propose(done, pool)
+    arch = strategy.ask()  # proposes from the model at epoch 3, a cell not asked before
+    assert [sorted(v for _, v in done) for done in fitted] == [
+        sorted(float(source.curve(a).values[2]) for a in asked)
+    ]
+    source.space.validate(arch)
+    assert source.space.key(arch) not in {source.space.key(a) for a in asked}
 
 
 @pytest.mark.integration  # starts the command line in a process
