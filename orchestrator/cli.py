@@ -26,6 +26,9 @@ EXTERNAL = {
     ),
 }
 
+# The extra that installs what a sub-command needs beyond nasorch's own dependencies.
+EXTRAS = {"bench": "bench", "simulate": "bench"}
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.core import phases
@@ -146,14 +149,20 @@ def build_parser(wanted: Sequence[str] | None = None) -> argparse.ArgumentParser
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(func=_cmd_ui)
 
+    command = next((w for w in wanted or () if not w.startswith("-")), None)
     for name, (module, help_text) in EXTERNAL.items():
         p = sub.add_parser(name, help=help_text)
         if name not in (wanted or ()):  # imported only when asked for: `nasorch run` starts fast
             continue
         try:
             mod = importlib.import_module(module)
-        except ImportError:
-            continue
+        except ImportError as e:
+            if name != command:  # a word elsewhere on the line (`nasorch resume bench`)
+                continue
+            # One line naming what to install, not an AttributeError (no `func`) later.
+            extra = EXTRAS.get(name)
+            fix = f'pip install -e ".[{extra}]"' if extra else "reinstall nasorch: pip install -e ."
+            raise UserError(f"nasorch {name} needs {e.name}, not installed: {fix}") from None
         mod.add_arguments(p)
         p.set_defaults(func=mod.execute)
     return parser
@@ -161,9 +170,8 @@ def build_parser(wanted: Sequence[str] | None = None) -> argparse.ArgumentParser
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(words)
-    args = parser.parse_args(words)
     try:
+        args = build_parser(words).parse_args(words)
         return int(args.func(args) or 0)
     except (UserError, InputError) as e:
         print(f"nasorch: error: {e}", file=sys.stderr)

@@ -145,3 +145,20 @@ def test_bad_commands(argv, expected, capsys, workdir):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
+
+
+def test_a_command_whose_module_cannot_be_imported_says_what_to_install(
+    capsys, monkeypatch, workdir
+):
+    """`nasorch simulate` without a package its module imports: one line naming the package and
+    the extra (it was dropped from the parser, then failed with an AttributeError)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "orchestrator.simulation.study", None)  # ImportError
+    assert main(["simulate", "--source", "nb201"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "orchestrator.simulation.study" in err
+    assert 'pip install -e ".[bench]"' in err
+    # Another command's word is not the command: `resume simulate` looks for a search instead.
+    assert main(["resume", "simulate"]) == 2
+    assert "needs" not in capsys.readouterr().err
