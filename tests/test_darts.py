@@ -297,7 +297,11 @@ def test_the_example_runs_end_to_end(ray_local, tmp_path, tiny):
     cfg = example(tmp_path, tiny, supernet_epochs=3)
     result = orchestrator.run(cfg, progress=False)
     assert list(result.trials["status"]) == ["completed", "completed"]
-    assert result.summary["derived_parameter_free_edges"] >= 0
+    # The first trial is the derived cell (asked first): the summary counts its edges.
+    derived = json.loads(result.trials.sort_values("trial")["arch_json"].iloc[0])["edges"]
+    free = sum(op in darts.PARAMETER_FREE for op in derived)
+    assert result.summary["derived_parameter_free_edges"] == free
+    assert result.summary["derived_skip_edges"] == derived.count("skip_connect")
 
     client = MlflowClient(result.tracking_uri)
     runs = client.search_runs([result.experiment_id])
