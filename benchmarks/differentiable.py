@@ -117,6 +117,8 @@ def search(method: str, seed: int, args: argparse.Namespace, root: str) -> dict:
         "supernet_epochs": supernet_epochs,
         "epochs": int(result.trials["epochs"].sum()),
         "wall": wall,
+        # Seconds are wall time: on a shared machine they grow with its load, printed beside.
+        "load": os.getloadavg()[0],
         "skip": cell.count("skip_connect"),
         "free": sum(op in PARAMETER_FREE for op in cell),
         "cell": cell,
@@ -270,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"seed {seed} {method}: best {r['best']:.4f}, {r['seconds']:.1f} "
                     f"device-s (supernet {r['supernet_s']:.1f}, ranking {r['score_s']:.1f}, "
-                    f"trials {r['trials_s']:.1f}), {r['wall']:.0f} s wall, derived cell "
-                    f"{r['cell']} ({r['free']} parameter-free)",
+                    f"trials {r['trials_s']:.1f}), {r['wall']:.0f} s wall, 1-min load "
+                    f"{r['load']:.1f}, derived cell {r['cell']} ({r['free']} parameter-free)",
                     flush=True,
                 )
     ray.shutdown()
