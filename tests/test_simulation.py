@@ -186,6 +186,24 @@ def test_simulate_command(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--combos" in bad.stderr
 
 
+@pytest.mark.parametrize("scheduler", ["pbt", "pb2"])
+def test_population_schedulers_are_refused_in_one_line(tmp_path, scheduler):
+    """PBT and PB2 pause, save and restart trials: hooks the simulated controller lacks (they
+    failed with an AttributeError deep in Ray)."""
+    import argparse
+
+    from orchestrator.errors import UserError
+    from orchestrator.simulation import study
+
+    source = TableCurves.load(write_curves(tmp_path / "c.csv"))
+    with pytest.raises(UserError) as e:
+        simulate(source, "random", scheduler, workers=2, seed=1)
+    assert "\n" not in str(e.value) and f"'{scheduler}' cannot be simulated" in str(e.value)
+    assert "allowed: fifo, asha" in str(e.value) and "pbt" not in str(e.value).split("allowed")[1]
+    with pytest.raises(UserError, match=f"--combos: 'random\\+{scheduler}'"):
+        study.parse(argparse.Namespace(combos=f"random+{scheduler}"))
+
+
 def test_the_table_space_and_curve_trainable_check_their_options(tmp_path):
     from orchestrator.components import load_config
     from orchestrator.errors import UserError

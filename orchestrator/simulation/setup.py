@@ -7,15 +7,18 @@ its scheduler from `SCHEDULERS`, drives the searcher through `StrategySearcher` 
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from collections.abc import Iterator
 from typing import Any
 
+from orchestrator.components import make_strategy
 from orchestrator.core.gate import Gate
 from orchestrator.errors import UserError
 from orchestrator.schedulers import SCHEDULERS
-from orchestrator.searchers import STRATEGIES
 from orchestrator.searchers.tune_adapter import StrategySearcher
 from orchestrator.simulation.engine import SimResult, Simulation
-from orchestrator.warm_start.plan import seed_turn
+from orchestrator.warm_start.plan import WarmStart, seed_turn
 from trainables.curves import CurveError, CurveSource, TableCurves, data_path
 
 # The combinations the simulator compares (searcher+scheduler); `ours` marks our own.
@@ -28,6 +31,9 @@ COMBOS = {
     "random+curve": {},
     "rungs+asha": {"ours": True},
 }
+# Ray's PBT and PB2 pause a trial, save its checkpoint and restart it with another trial's
+# weights and a perturbed config: hooks of Ray's TuneController that the simulated one lacks.
+SIMULATED_SCHEDULERS = tuple(name for name in SCHEDULERS if name not in ("pbt", "pb2"))
 SCHEDULER_DEFAULTS: dict[str, dict[str, Any]] = {
     "asha": {"grace_period": 1, "reduction_factor": 3},
     "hyperband": {"reduction_factor": 3},
@@ -65,36 +71,43 @@ def simulate(
     scheduler_options: dict[str, Any] | None = None,
     cost_marks: tuple[int, ...] = (),
     seeds: list[dict] | None = None,
+    plan: WarmStart | None = None,
+    objectives: tuple[str, ...] = (),
     keep_trials: bool = False,
 ) -> SimResult:
     """`seeds`: architectures suggested before the searcher is asked (a warm start's related
-    task's best, as `orchestrator/warm_start` puts them in the adapter); `keep_trials`: fill
-    `SimResult.ended` with every trial's last result."""
-    if searcher not in STRATEGIES:
-        raise UserError(f"searcher: unknown {searcher!r}; allowed: {', '.join(STRATEGIES)}")
-    if scheduler not in SCHEDULERS:
-        raise UserError(f"scheduler: unknown {scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
-    strategy = STRATEGIES[searcher](
-        source.space, mode=source.mode, seed=seed, **(searcher_options or {})
+    task's best, as `orchestrator/warm_start` puts them in the adapter); `plan`: a whole warm
+    start (the strategy primed, the gate answering from the record, the seeds), applied as a
+    real search applies it; `objectives`: further metrics the source reports (minimised), told
+    to the strategy after the source's metric; `keep_trials`: fill `SimResult.ended` with every
+    trial's last result, in the order the trials were suggested."""
+    if scheduler not in SIMULATED_SCHEDULERS:
+        raise UserError(
+            f"scheduler: {scheduler!r} cannot be simulated; allowed: "
+            f"{', '.join(SIMULATED_SCHEDULERS)}"
+        )
+    modes = [source.mode, *("min" for _ in objectives)]
+    strategy = make_strategy(
+        searcher, source.space, mode=source.mode, seed=seed, options=searcher_options, modes=modes
     )
     options = {**SCHEDULER_DEFAULTS.get(scheduler, {}), **(scheduler_options or {})}
     sched = SCHEDULERS[scheduler](source.max_epochs, **options)
     sched.set_search_properties(source.metric, source.mode)
     adapter = StrategySearcher(
-        strategy,
-        metric=source.metric,
-        mode=source.mode,
-        base_config={},
-        gate=Gate(source.space),
-        seed=seed,
-    )
+        strategy, metric=source.metric, mode=source.mode, base_config={},
+        gate=Gate(source.space), seed=seed, objectives=list(objectives),
+    )  # fmt: skip
     adapter.seeds = list(seeds or [])
     adapter.seed_turn = seed_turn  # as a real warm start takes them
+    if plan is not None:
+        plan.apply(adapter)
     sim = Simulation(
         source, adapter, sched, workers=workers, max_time=max_time, max_trials=max_trials,
         cost_marks=cost_marks,
     )  # fmt: skip
+    adapter.on_reuse = lambda number, config, past: sim.note_answer(float(past["value"]))
     result = sim.run()
+    result.gate = adapter.gate.summary()
     if keep_trials:
         result.ended = [
             (t.config["arch"], float(t.last_result[source.metric]), t.epoch,
@@ -102,3 +115,42 @@ def simulate(
             for t in sim.trials.values() if t.last_result
         ]  # fmt: skip
     return result
+
+
+def by_evaluations(result: SimResult, budget: int) -> list[float]:
+    """Best so far after each of `budget` evaluations of a one-epoch source (a table) on one
+    worker: epochs spent are evaluations. A searcher that stopped early keeps its best to the
+    end; answers from a warm start's record count from the evaluation they came before."""
+    curve: list[float] = []
+    marks = iter(result.trajectory)
+    mark = next(marks, None)
+    best: float | None = None
+    for n in range(1, min(result.epochs, budget) + 1):
+        while mark is not None and mark[1] <= n:
+            best, mark = mark[2], next(marks, None)
+        curve.append(best)
+    return curve + [curve[-1]] * (budget - len(curve)) if curve else []
+
+
+def in_processes(fn: Any, tasks: list[tuple], processes: int | None) -> Iterator[tuple[int, Any]]:
+    """(index, fn(*task)) for every task, as each finishes, in `processes` processes (default:
+    the CPU cores; fork where there is one: workers start with the tables already imported)."""
+    n = max(1, min(processes or os.cpu_count() or 1, len(tasks)))
+    if n == 1:
+        yield from ((i, fn(*t)) for i, t in enumerate(tasks))
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with context.Pool(n) as pool:
+        yield from pool.imap_unordered(_indexed, [(fn, i, t) for i, t in enumerate(tasks)])
+
+
+def _indexed(job: tuple[Any, int, tuple]) -> tuple[int, Any]:
+    fn, i, task = job
+    return i, fn(*task)
+
+
+def in_order(fn: Any, tasks: list[tuple], processes: int | None) -> list[Any]:
+    """`in_processes`, the results in the tasks' order."""
+    done = dict(in_processes(fn, tasks, processes))
+    return [done[i] for i in range(len(tasks))]

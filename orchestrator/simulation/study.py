@@ -61,16 +61,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse(args: argparse.Namespace) -> dict[str, Any]:
-    from orchestrator.schedulers import SCHEDULERS
     from orchestrator.searchers import STRATEGIES
+    from orchestrator.simulation.setup import SIMULATED_SCHEDULERS
 
     combos = [c.strip() for c in args.combos.split(",") if c.strip()]
     for combo in combos:
         searcher, _, scheduler = combo.partition("+")
-        if searcher not in STRATEGIES or scheduler not in SCHEDULERS:
+        if searcher not in STRATEGIES or scheduler not in SIMULATED_SCHEDULERS:
             raise UserError(
                 f"--combos: {combo!r} is not searcher+scheduler; searchers: "
-                f"{', '.join(STRATEGIES)}; schedulers: {', '.join(SCHEDULERS)}"
+                f"{', '.join(STRATEGIES)}; schedulers: {', '.join(SIMULATED_SCHEDULERS)}"
             )
     try:
         workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
