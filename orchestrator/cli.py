@@ -105,12 +105,24 @@ def _open_browser_when_up(url: str, page: str) -> None:
     threading.Thread(target=wait_and_open, daemon=True).start()
 
 
+def version() -> str:
+    """The installed nasorch's version (pyproject.toml's, through the package's metadata)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("nasorch")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser(wanted: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; sub-commands of other modules (EXTERNAL) get their arguments only when in
     `wanted` (the command line's words), so other commands do not pay for their imports."""
     parser = argparse.ArgumentParser(
         prog="nasorch", description="Neural-architecture and hyperparameter search on Ray Tune."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run a search from a YAML config")

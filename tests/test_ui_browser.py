@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,9 @@ from orchestrator.tracking.session import runs_page_url
 from tests.helpers import require_program
 
 pytestmark = pytest.mark.integration
+
+# Where NASORCH_UPDATE_DOCS_IMG=1 puts the screenshots that docs/getting-started/mlflow-ui.md shows.
+DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 
 CHROMIUM = require_program("chromium", "chromium-browser")
 
@@ -188,6 +192,10 @@ def test_runs_page_shows_the_search_and_its_trials_by_name(served, tmp_path):
         for name in ("runs_page.png", "parent_artifacts.png"):
             if (tmp_path / name).exists():
                 shutil.copy(tmp_path / name, keep)
+    if os.environ.get("NASORCH_UPDATE_DOCS_IMG"):  # the docs' screenshots (docs/img, committed)
+        for name in ("runs_page.png", "parent_artifacts.png"):
+            if (tmp_path / name).exists():
+                shutil.copy(tmp_path / name, DOCS_IMG / f"mlflow_{name}")
     assert "Runs" in collapsed and parent_name in collapsed, collapsed[:2000]
     assert "GenAI apps" not in collapsed  # the model-training layout, not the GenAI overview
     assert clicked, "no expander on the parent run's row"
