@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
+import os
 import re
 import time
 import urllib.error
@@ -47,15 +49,81 @@ def mask_secrets(value: Any) -> Any:
 
 
 def check_reachable(uri: str, timeout: float = 5.0, field: str = "tracking.uri") -> None:
-    """A tracking server that does not answer fails in seconds; `field` names the user's input
-    in the error."""
-    if not uri.startswith(("http://", "https://")):
-        return
+    """A tracking store that cannot be used fails in seconds, before anything starts: a server
+    that does not answer or refuses this process's credentials, a database whose driver is not
+    installed. `field` names the user's input in the error."""
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri, timeout, field)
+    elif "://" in uri and not uri.startswith(("sqlite:", "file:")):
+        _check_database_driver(uri, field)
+
+
+def _check_server(uri: str, timeout: float, field: str) -> None:
+    base = uri.rstrip("/")
     try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).read()
+        urllib.request.urlopen(base + "/health", timeout=timeout).read()
+        # /health answers anyone; a read of the API says whether the credentials are accepted
+        # (MLflow's basic-auth app, or a proxy in front of the server).
+        request = urllib.request.Request(
+            base + "/api/2.0/mlflow/experiments/search?max_results=1", headers=_auth_headers()
+        )
+        urllib.request.urlopen(request, timeout=timeout).read()
+    except urllib.error.HTTPError as e:
+        if e.code not in (401, 403):
+            return  # not ours to judge (an older server's API): the client says what is wrong
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        if e.code == 401 and not (user or os.environ.get("MLFLOW_TRACKING_TOKEN")):
+            raise UserError(
+                f"{field}: {base} asks for credentials (HTTP 401): set "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+            ) from None
+        who = f"MLFLOW_TRACKING_USERNAME={user}" if user else "MLFLOW_TRACKING_TOKEN"
+        raise UserError(
+            f"{field}: {base} refused the credentials of {who} (HTTP {e.code}): check "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        ) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise UserError(f"{field}: MLflow server at {uri} is unreachable ({reason})") from None
+
+
+def _auth_headers() -> dict[str, str]:
+    """What MLflow's client sends: a bearer token, or basic auth, from its variables."""
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if not user:
+        return {}
+    pair = f"{user}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+
+# Database drivers a store URI may need, and where nasorch declares them.
+DRIVER_EXTRAS = {
+    "psycopg": "nasorch[postgres]",  # SQLAlchemy's default for postgresql://
+    "psycopg2": "psycopg2-binary",  # postgresql+psycopg2://
+    "MySQLdb": "mysqlclient",
+}
+
+
+def _check_database_driver(uri: str, field: str) -> None:
+    """A database URI (postgresql://, mysql://) whose driver is missing: one line naming the
+    package, instead of MLflow's "No module named 'psycopg'" at the first query."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(uri).get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        return  # not a database URI SQLAlchemy knows: the store says what is wrong with it
+    except ImportError as e:
+        module = (e.name or "").split(".")[0] or "the database driver"
+        package = DRIVER_EXTRAS.get(module, module)
+        scheme = uri.split("://", 1)[0]
+        raise UserError(
+            f'{field}: {scheme}:// needs the {module} driver: pip install "{package}"'
+        ) from None
 
 
 def _local_artifact_root(uri: str) -> str | None:
