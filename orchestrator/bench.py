@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import inspect
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -65,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from orchestrator.searchers import STRATEGIES
+    from orchestrator.simulation.setup import in_order
     from search_spaces import SEARCH_SPACES
     from trainables.errors import InputError
     from trainables.tabular import Table
@@ -126,11 +125,7 @@ def execute(args: argparse.Namespace) -> int:
     tasks = [(job, name, seed) for name in searchers for seed in range(args.seeds)]
     workers = max(1, min(args.workers or os.cpu_count() or 1, len(tasks)))
     start = time.perf_counter()
-    if workers == 1:
-        runs = [run_one(*t) for t in tasks]
-    else:
-        with multiprocessing.get_context(_start_method()).Pool(workers) as pool:
-            runs = pool.starmap(run_one, tasks, chunksize=1)
+    runs = in_order(run_one, tasks, workers)
     wall = time.perf_counter() - start
 
     out = Path(args.out)
@@ -153,51 +148,35 @@ def execute(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_method() -> str:
-    # fork starts workers instantly with the table already imported; spawn elsewhere.
-    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-
-
 def run_one(job: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
-    """One searcher, one seed: ask, look up, tell, `budget` times. Returns best-so-far curve."""
+    """One searcher, one seed, `budget` evaluations of the table: the simulator on one worker,
+    the table as curves of one epoch, so the strategy is driven as a real search drives it
+    (StrategySearcher and its gate: a repeated proposal is answered, not evaluated again).
+    Returns the best-so-far curve by evaluations and, with `objective2`, every evaluation's
+    (key, value, cost)."""
     from threadpoolctl import threadpool_limits
 
-    from orchestrator.searchers import STRATEGIES
+    from orchestrator.simulation.setup import by_evaluations, simulate
     from search_spaces import SEARCH_SPACES
     from trainables.tabular import Table
 
     table = Table.load(job["table"], job["arch_column"], job["metric_column"])
     space = SEARCH_SPACES[job["space"]](**job["space_options"])
     threadpool_limits(1)  # one BLAS thread per worker: the worker processes use every core
-    sign = 1.0 if job["mode"] == "max" else -1.0
-    t0 = time.process_time()
     obj2 = job.get("objective2")
-    factory = STRATEGIES[name]
-    options: dict[str, Any] = {}
-    if obj2 and "directions" in inspect.signature(factory).parameters:
-        # A multi-objective searcher (NSGA-II) optimises both; the others the table's metric.
-        options["directions"] = ["maximize" if job["mode"] == "max" else "minimize", "minimize"]
-    strategy = factory(space, mode=job["mode"], seed=seed, **options)
+    costs = (obj2,) if obj2 else ()
+    t0 = time.process_time()
     if "optuna" in sys.modules:  # e.g. CMA-ES warns on every categorical parameter of every trial
         sys.modules["optuna"].logging.set_verbosity(sys.modules["optuna"].logging.ERROR)
-    best: float | None = None
-    curve: list[float] = []
-    points: list[list] = []
-    for _ in range(job["budget"]):
-        arch = strategy.ask()
-        if arch is None:  # the searcher has nothing left: its best stays
-            break
-        value = table.lookup(space.key(arch))
-        if obj2:
-            cost = float(space.objectives(arch)[obj2])
-            points.append([space.key(arch), value, cost])
-            strategy.tell(arch, [value, cost])
-        else:
-            strategy.tell(arch, value)
-        if best is None or sign * value > sign * best:
-            best = value
-        curve.append(best)
-    curve += [curve[-1]] * (job["budget"] - len(curve)) if curve else []
+    result = simulate(
+        table.curves(space, job["mode"], costs), name, "fifo", workers=1, seed=seed,
+        max_trials=job["budget"], objectives=costs, keep_trials=bool(obj2),
+    )  # fmt: skip
+    points = [
+        [space.key(arch), value, float(space.objectives(arch)[obj2])]
+        for arch, value, _, _ in result.ended
+    ]
+    curve = by_evaluations(result, job["budget"])
     seconds = time.process_time() - t0
     return {"searcher": name, "seed": seed, "curve": curve, "seconds": seconds, "points": points}
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import multiprocessing
 import os
 import random
 import time
@@ -27,12 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import UserError
-from orchestrator.warm_start.plan import seed_turn
 
 CHECKPOINTS = (10, 25, 50, 100, 200)
 SOURCE_SEED = 10_000  # the source search's seed is seed + this: not the target's random stream
 SHUFFLE_SEED = 0  # the permutation of --shuffle-source: fixed, so every run sees one task
-MAX_SKIPS = 1000  # proposals in a row answered without training, as StrategySearcher allows
 # The related task's best tried first: what transfer across NAS-Bench-201's datasets needed
 # (README, "Warm start and transfer"); the plan caps it at a quarter of --budget.
 TOP_K = 25
@@ -67,6 +64,7 @@ def execute(
     args: argparse.Namespace, searchers: list[str], space_options: dict[str, Any], table: Any
 ) -> int:
     """Called by `bench.execute` once the common flags are checked and the target is loaded."""
+    from orchestrator.simulation.setup import in_order
     from trainables.errors import InputError
     from trainables.nb201_datasets import resolve
     from trainables.tabular import Table
@@ -106,14 +104,7 @@ def execute(
     tasks = [(job, name, seed) for name in searchers for seed in range(args.seeds)]
     workers = max(1, min(args.workers or os.cpu_count() or 1, len(tasks)))
     start = time.perf_counter()
-    if workers == 1:
-        runs = [run_seed(*t) for t in tasks]
-    else:  # fork starts workers with the tables already imported; spawn where there is none
-        methods = multiprocessing.get_all_start_methods()
-        with multiprocessing.get_context("fork" if "fork" in methods else "spawn").Pool(
-            workers
-        ) as pool:
-            runs = pool.starmap(run_seed, tasks, chunksize=1)
+    runs = in_order(run_seed, tasks, workers)
     wall = time.perf_counter() - start
 
     out = Path(args.out)
@@ -133,7 +124,6 @@ def run_seed(job: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
     """Source search, warm search and cold search of one searcher and seed."""
     from threadpoolctl import threadpool_limits
 
-    from orchestrator.searchers import STRATEGIES
     from orchestrator.warm_start.plan import PastTrial, WarmStart
     from search_spaces import SEARCH_SPACES
     from trainables.tabular import Table
@@ -146,11 +136,8 @@ def run_seed(job: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
         source = shuffled(source)
     here, there = fingerprints(job)
 
-    def strategy(s: int) -> Any:
-        return STRATEGIES[name](space, mode=job["mode"], seed=s)
-
     t0 = time.process_time()
-    first = search(strategy(seed + SOURCE_SEED), space, source, job["warm_budget"], job["mode"])
+    first = search(name, seed + SOURCE_SEED, space, source, job["warm_budget"], job["mode"])
     past = [
         PastTrial(
             arch=arch,
@@ -165,9 +152,9 @@ def run_seed(job: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
         for i, (key, arch, value) in enumerate(first["trained"])
     ]
     plan = WarmStart.plan(past, here, mode=job["mode"], top_k=job["top_k"], budget=job["budget"])
-    warm = search(strategy(seed), space, target, job["budget"], job["mode"], plan)
+    warm = search(name, seed, space, target, job["budget"], job["mode"], plan)
     cold_budget = job["budget"] + (job["warm_budget"] if job["reuse"] else 0)
-    cold = search(strategy(seed), space, target, cold_budget, job["mode"])
+    cold = search(name, seed, space, target, cold_budget, job["mode"])
     source_keys = {k for k, _, _ in first["trained"]}
     return {
         "searcher": name,
@@ -177,7 +164,7 @@ def run_seed(job: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
         "cold": cold["curve"],
         "answered": warm["answered"],
         "told": warm["told"],
-        "seeded": warm["seeded"],
+        "seeded": len(plan.seeds),
         # Trained by the second search although the first had: reuse must make this 0.
         "trained_twice": sum(k in source_keys for k, _, _ in warm["trained"])
         if job["reuse"]
@@ -209,66 +196,31 @@ def shuffled(values: dict[str, float]) -> dict[str, float]:
 
 
 def search(
-    strategy: Any,
+    name: str,
+    seed: int,
     space: Any,
     values: dict[str, float],
     budget: int,
     mode: str,
     plan: Any = None,
 ) -> dict[str, Any]:
-    """Ask, gate, look up, tell until `budget` trainings, as StrategySearcher.suggest and the
-    tracker do it: a warm start primes the strategy, its answers pass through the real Gate
-    (a proposal answered from the record is told at once and trains nothing) and its seeds are
-    suggested when `plan.seed_turn` says, the strategy asked in between. `curve[n-1]`: the best
-    result known after n trainings (answers from the record included: this task's results)."""
-    from orchestrator.core.gate import Gate
+    """`budget` trainings of searcher `name` on a table of `values`, through the simulator on
+    one worker: StrategySearcher, its gate and `plan` (a warm start) as a real search applies
+    them. `curve[n-1]`: the best result known after n trainings (answers from the record
+    included: this task's results)."""
+    from orchestrator.simulation.setup import by_evaluations, simulate
+    from trainables.curves import TableCurves
 
-    gate = Gate(space)
-    seeds: list[dict] = []
-    told = 0
-    if plan is not None:  # what orchestrator/warm_start/setup.py does before the first trial
-        told = plan.prime(strategy)
-        gate.warm_told = told
-        gate.record = plan.gate_record()
-        seeds = list(plan.seeds)
-    n_seeds = len(seeds)
-    sign = 1.0 if mode == "max" else -1.0
-    best: float | None = None
-    curve: list[float] = []
-    trained: list[tuple[str, dict, float]] = []
-    skips = suggested = 0
-    while len(trained) < budget and not gate.exhausted:
-        turn = seed_turn(suggested)  # which suggestions take a seed, as in the adapter
-        suggested += 1
-        arch = seeds.pop(0) if seeds and turn else strategy.ask()
-        if arch is None:
-            break
-        verdict = gate.check(arch)
-        if not verdict.run:
-            skips += 1
-            if skips >= MAX_SKIPS:
-                break
-            if verdict.reason == "reused" and verdict.value is not None:
-                if best is None or sign * verdict.value > sign * best:
-                    best = verdict.value
-            strategy.tell(arch, verdict.value)
-            continue
-        skips = 0
-        key = space.key(arch)
-        value = values[key]
-        gate.done(arch, value)
-        strategy.tell(arch, value)
-        trained.append((key, arch, value))
-        if best is None or sign * value > sign * best:
-            best = value
-        curve.append(best)
-    curve += [curve[-1]] * (budget - len(curve)) if curve else []
+    source = TableCurves.one_epoch("table", space, values, "value", mode)
+    result = simulate(
+        source, name, "fifo", workers=1, seed=seed, max_trials=budget, plan=plan,
+        keep_trials=True,
+    )  # fmt: skip
     return {
-        "curve": curve,
-        "trained": trained,
-        "answered": gate.from_record,
-        "told": told,
-        "seeded": n_seeds,
+        "curve": by_evaluations(result, budget),
+        "trained": [(space.key(arch), arch, value) for arch, value, _, _ in result.ended],
+        "answered": int(result.gate.get("trials_reused", 0)),
+        "told": int(result.gate.get("warm_start_results", 0)),
     }
 
 

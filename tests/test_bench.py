@@ -43,7 +43,7 @@ def test_seeded_runs_are_reproducible(tmp_path):
 
 
 def test_other_table_min_mode_and_pareto(tmp_path):
-    src = Path(default_table_path())  # $NASORCH_NB201_TABLE or ../shared/data beside the repo
+    src = Path(default_table_path())  # $NASORCH_DATA or ../shared/data beside the repo
     lines = src.read_text().splitlines()
     table = tmp_path / "error.csv"
     # Another "dataset" of the same space: error instead of accuracy, under another column name.
@@ -98,3 +98,51 @@ def test_bad_input_is_a_one_line_user_error(tmp_path, extra, fragment):
     with pytest.raises(UserError, match=fragment.replace("(", r"\(")) as info:
         run(tmp_path, *extra)
     assert "\n" not in str(info.value)
+
+
+def test_bench_and_a_one_worker_simulate_of_the_same_table_give_the_same_curves(tmp_path):
+    """One driver: `nasorch bench` of a table and `nasorch simulate` of the same rows as curves
+    of one epoch, on one worker, find the same best so far after every evaluation, per seed
+    (simulate's trajectory: the best at each improvement, by epochs spent)."""
+    import random
+
+    from orchestrator.simulation import study
+    from search_spaces import NB201Space
+
+    rng, space, rows = random.Random(1), NB201Space(), {}
+    while len(rows) < 60:
+        arch = space.sample(rng)
+        rows[space.key(arch)] = arch["edges"].count("nor_conv_3x3") + rng.random()
+    table = tmp_path / "t.csv"
+    table.write_text(
+        "arch,val_accuracy,epoch,time\n" + "".join(f"{k},{v},1,1\n" for k, v in rows.items())
+    )
+    searchers, budget, seeds = ["rea", "local", "tpe"], 25, 2
+    space_options = f'{{"path": "{table}", "space": "nb201"}}'
+    common = ["--searchers", ",".join(searchers), "--budget", str(budget), "--seeds", str(seeds)]
+    bench_args = ["--table", str(table), "--metric-column", "val_accuracy", "--space", "table"]
+    run(tmp_path / "bench", *bench_args, "--space-options", space_options, *common)
+    parser = argparse.ArgumentParser()
+    study.add_arguments(parser)
+    combos = ",".join(f"{s}+fifo" for s in searchers)
+    study.execute(parser.parse_args([
+        "--source", f"{table}:nb201", "--combos", combos, "--workers", "1", "--seeds",
+        str(seeds), "--budget", str(budget), "--processes", "1", "--no-plots",
+        "--out", str(tmp_path / "sim"),
+    ]))  # fmt: skip
+    with open(tmp_path / "bench/results.csv") as f:
+        benched = [(r["searcher"], int(r["seed"]), float(r["best"])) for r in csv.DictReader(f)]
+    with open(tmp_path / "sim/trajectory.csv") as f:
+        marks = [(r["combo"], int(r["seed"]), int(r["epochs"]), float(r["best"]))
+                 for r in csv.DictReader(f)]  # fmt: skip
+    for name in searchers:
+        for seed in range(seeds):
+            curve = [b for s, k, b in benched if s == name and k == seed]
+            mine = sorted((e, b) for c, k, e, b in marks if c == f"{name}+fifo" and k == seed)
+            simulated = [max((b for e, b in mine if e <= n), default=None) for n in
+                         range(1, budget + 1)]  # fmt: skip
+            assert len(curve) == budget and curve == simulated, (name, seed)
+    assert (
+        len({tuple(b for s, k, b in benched if s == "rea" and k == seed) for seed in range(seeds)})
+        == seeds
+    )  # the seeds differ: the comparison is not vacuous

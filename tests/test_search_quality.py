@@ -7,7 +7,7 @@ would let a searcher that stopped learning pass about half the time (its mean is
 or take a standard error of ~0.1 points over 10 seeds), so each must also clear a margin: 0.2
 points for REA, TPE, local and guided (they lead random by ~0.5); REINFORCE leads by only ~0.2
 at 100 evaluations, so it and random get 50 seeds (cheap: no model) and a margin of 0.1.
-About 10 s on 2 cores, TPE and guided taking most of it. The table is $NASORCH_NB201_TABLE or
+About 10 s on 2 cores, TPE and guided taking most of it. The table is nb201_cifar10.csv in $NASORCH_DATA or
 ../shared/data/nb201_cifar10.csv beside the repo.
 """
 

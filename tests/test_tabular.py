@@ -1,4 +1,3 @@
-import os
 import sys
 import types
 from pathlib import Path
@@ -11,7 +10,7 @@ from trainables.errors import InputError
 from trainables.tabular import Table, TableError, default_table_path, tabular
 
 REPO = Path(__file__).resolve().parent.parent
-TABLE = os.environ.get("NASORCH_NB201_TABLE") or str(REPO.parent / "shared/data/nb201_cifar10.csv")
+TABLE = default_table_path()  # $NASORCH_DATA/nb201_cifar10.csv, else ../shared/data
 BEST = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
     "+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"

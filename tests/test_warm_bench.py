@@ -12,7 +12,6 @@ import pytest
 
 from orchestrator import bench, bench_warm
 from orchestrator.errors import UserError
-from orchestrator.searchers import STRATEGIES
 from orchestrator.warm_start.fingerprint import Fingerprint
 from orchestrator.warm_start.plan import PastTrial, WarmStart
 from search_spaces import SEARCH_SPACES, NB201Space
@@ -109,8 +108,7 @@ def test_the_loop_counts_trainings_only_and_tries_seeds_first(tmp_path):
     related = [_past(space, k, 100.0 + i, "other") for i, k in enumerate(space.keys[10:14])]
     plan = WarmStart.plan(own + related, here, mode="max", top_k=3)
     assert len(plan.answers) == 10 and len(plan.seeds) == 3
-    strategy = STRATEGIES["random"](space, mode="max", seed=0)
-    got = bench_warm.search(strategy, space, values, 20, "max", plan)
+    got = bench_warm.search("random", 0, space, values, 20, "max", plan)
     trained = [k for k, _, _ in got["trained"]]
     assert len(trained) == len(set(trained)) == 20 and len(got["curve"]) == 20
     assert not set(trained) & set(plan.answers)  # an answered proposal is never trained

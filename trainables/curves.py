@@ -58,6 +58,11 @@ class CurveSource:
     def curve(self, arch: Arch) -> Curve:
         raise NotImplementedError
 
+    def reported(self, arch: Arch) -> dict[str, float]:
+        """What a trial reports beside the metric each epoch (a table's costs, for
+        multi-objective searches, as the tabular trainable reports them)."""
+        return {}
+
     def full_time(self) -> float:
         """The median seconds of a full trial (all epochs): the unit of simulated budgets."""
         import random
@@ -74,9 +79,10 @@ class CurveSource:
 
 class TableCurves(CurveSource):
     def __init__(self, name: str, space: SearchSpace, curves: dict[str, Curve], metric: str,
-                 mode: str):  # fmt: skip
+                 mode: str, costs: tuple[str, ...] = ()):  # fmt: skip
         self.name, self.space, self.metric, self.mode = name, space, metric, mode
         self.curves = curves
+        self.costs = costs  # the space's objectives reported beside the metric
         self.max_epochs = len(next(iter(curves.values())).values)
         finals = [c.values for c in curves.values()]
         best_of = np.max if mode == "max" else np.min
@@ -86,6 +92,21 @@ class TableCurves(CurveSource):
 
     def full_time(self) -> float:
         return float(np.median([c.times[-1] for c in self.curves.values()]))
+
+    def reported(self, arch: Arch) -> dict[str, float]:
+        if not self.costs:
+            return {}
+        objectives = self.space.objectives(arch)
+        return {k: float(objectives[k]) for k in self.costs}
+
+    @classmethod
+    def one_epoch(cls, name: str, space: SearchSpace, values: dict[str, float], metric: str,
+                  mode: str, costs: tuple[str, ...] = ()) -> TableCurves:  # fmt: skip
+        """A table (one value per architecture key) as curves of one epoch, each a second
+        long: `nasorch bench` evaluates through the simulator with it."""
+        one = np.ones(1)
+        curves = {k: Curve(np.array([float(v)]), one) for k, v in values.items()}
+        return cls(name, space, curves, metric, mode, costs)
 
     def curve(self, arch: Arch) -> Curve:
         key = self.space.key(arch)

@@ -16,11 +16,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from trainables.curves import TableCurves, data_path
 from trainables.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TABLE = "../shared/data/nb201_cifar10.csv"
-TABLE_ENV = "NASORCH_NB201_TABLE"
+DEFAULT_TABLE = "nb201_cifar10.csv"  # in the shared data folder (curves.data_path)
 
 
 class TableError(InputError):
@@ -28,8 +28,8 @@ class TableError(InputError):
 
 
 def default_table_path() -> str:
-    """$NASORCH_NB201_TABLE if set, else ../shared/data/nb201_cifar10.csv beside the project."""
-    return os.environ.get(TABLE_ENV) or str((PROJECT_ROOT / DEFAULT_TABLE).resolve())
+    """nb201_cifar10.csv in the shared data folder: $NASORCH_DATA, else ../shared/data."""
+    return str(data_path(DEFAULT_TABLE).resolve())
 
 
 def resolve_table_path(path: str | os.PathLike | None) -> Path:
@@ -68,6 +68,12 @@ class Table:
                 f"architecture {key!r} is not in table {self.path.name} "
                 f"(column {self.arch_column!r}, {len(self.values)} rows)"
             ) from None
+
+    def curves(self, space: Any, mode: str, costs: tuple[str, ...] = ()) -> TableCurves:
+        """The table as a curve source of one epoch (`costs`: the space's objectives reported
+        beside the metric)."""
+        return TableCurves.one_epoch(self.path.stem, space, self.values, self.metric_column,
+                                     mode, costs)  # fmt: skip
 
     def best(self, mode: str = "max") -> float:
         return max(self.values.values()) if mode == "max" else min(self.values.values())

@@ -36,6 +36,7 @@ class SimTrial:
     def __init__(self, trial_id: str, number: int, config: dict, curve: Curve):
         self.trial_id, self.number, self.config = trial_id, number, config
         self.curve = curve  # what it reports, looked up once
+        self.extra: dict[str, float] = {}  # reported beside the metric (a table's costs)
         self.status = Trial.PENDING
         self.last_result: dict = {}
         self.is_saving = False
@@ -84,6 +85,7 @@ class SimResult:
     # With simulate(keep_trials=True): (arch, last value, epochs, ran every epoch) per trial,
     # what a warm start would read back from this search's record.
     ended: list[tuple[dict, float, int, bool]] = field(default_factory=list)
+    gate: dict[str, float] = field(default_factory=dict)  # Gate.summary(): reuses, warm start
 
     def best_at(self, t: float) -> float | None:
         best = None
@@ -181,6 +183,7 @@ class Simulation:
             return None
         curve = self.source.curve(config["arch"])
         trial = SimTrial(trial_id, len(self.trials) + 1, config, curve)
+        trial.extra = self.source.reported(config["arch"])
         self.trials[trial_id] = trial
         self.live[trial_id] = trial
         self.result.trials += 1
@@ -212,6 +215,7 @@ class Simulation:
         trial.epoch += 1
         value = float(curve.values[trial.epoch - 1])
         result = {
+            **trial.extra,
             self.metric: value,
             "training_iteration": trial.epoch,
             "epoch": trial.epoch,
@@ -263,6 +267,11 @@ class Simulation:
         self.result.stops.append(
             (trial.number, trial.epoch, "completed" if finished else "stopped")
         )
+
+    def note_answer(self, value: float) -> None:
+        """A proposal the gate answered from an earlier search's record: this task's result,
+        known without training (it counts toward the best, not toward the epochs spent)."""
+        self._note_best(value)
 
     def _note_best(self, value: float) -> None:
         better = self._best is None or (value > self._best if self.mode == "max"

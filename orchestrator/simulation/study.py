@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
-import multiprocessing
 import os
 import sys
 import time
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from orchestrator.errors import UserError
-from orchestrator.simulation.setup import COMBOS, build_source, simulate
+from orchestrator.simulation.setup import COMBOS, build_source, in_processes, simulate
 
 BUDGETS = (("early", 0.1), ("middle", 0.3), ("late", 1.0))  # fractions of --budget
 
@@ -105,13 +104,7 @@ def execute(args: argparse.Namespace) -> int:
     # it ran); every file is written whole, in the grid's order, at the end.
     done: dict[int, dict] = {}
     with open(out / "runs.csv", "w", newline="") as partial:
-        if processes == 1:
-            finished = ((i, run_one(*t)) for i, t in enumerate(tasks))
-            _collect(finished, done, partial, len(tasks))
-        else:
-            with multiprocessing.get_context("fork").Pool(processes) as pool:
-                finished = pool.imap_unordered(_indexed, list(enumerate(tasks)))
-                _collect(finished, done, partial, len(tasks))
+        _collect(in_processes(run_one, tasks, processes), done, partial, len(tasks))
     runs = [done[i] for i in range(len(tasks))]
     write_outputs(out, runs, plots=not args.no_plots)
     summary = summarize(runs)
@@ -121,10 +114,6 @@ def execute(args: argparse.Namespace) -> int:
         f"process(es); wrote {out}/runs.csv, trajectory.csv, rungs.csv, summary.csv"
     )
     return 0
-
-
-def _indexed(task: tuple[int, tuple]) -> tuple[int, dict[str, Any]]:
-    return task[0], run_one(*task[1])
 
 
 def _collect(finished: Any, done: dict[int, dict], partial: Any, total: int) -> None:

@@ -106,6 +106,13 @@ class WarmStart:
             for key, p in self.answers.items()
         }
 
+    def apply(self, searcher: Any) -> None:
+        """Prime a `StrategySearcher` (its strategy, its gate, its seeds) before its first
+        suggestion: the one wiring for a real search, the bench and the simulator."""
+        searcher.gate.warm_told = self.prime(searcher.strategy)
+        searcher.gate.record = self.gate_record()
+        searcher.seeds, searcher.seed_turn = list(self.seeds), seed_turn
+
     def prime(self, strategy: Strategy) -> int:
         """Tell `strategy` the search's own past; returns how many results it was told."""
         for p in self.told:

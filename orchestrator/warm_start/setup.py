@@ -15,7 +15,7 @@ from typing import Any
 from orchestrator import tags as T
 from orchestrator.config import ExperimentConfig
 from orchestrator.warm_start.fingerprint import Fingerprint, fingerprint
-from orchestrator.warm_start.plan import PastTrial, WarmStart, seed_turn
+from orchestrator.warm_start.plan import PastTrial, WarmStart
 from orchestrator.warm_start.record import read_record
 
 
@@ -58,9 +58,7 @@ def apply_warm_start(
         past, fp, mode=cfg.mode, reuse=ws.reuse, transfer=ws.transfer, top_k=ws.top_k,
         budget=cfg.num_samples,
     )  # fmt: skip
-    parts.gate.warm_told = plan.prime(parts.strategy)
-    parts.gate.record = plan.gate_record()
-    searcher.seeds, searcher.seed_turn = list(plan.seeds), seed_turn
+    plan.apply(searcher)  # the adapter holds parts.strategy and parts.gate
     names = ws.experiments or [cfg.experiment_name()]
     print(
         f"nasorch: warm start from {', '.join(names)}: {len(past)} earlier trials; the searcher "
