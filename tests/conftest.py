@@ -59,6 +59,6 @@ LONGEST_FIRST = {
         """test_e2e test_resume test_autoscaling test_resume_schedulers test_tracking_outage
         test_private_ray test_failure_modes test_store_and_ui test_user_data test_node_loss
         test_schedulers test_multinode test_ui_browser test_compare test_budget test_reliability
-        test_plots test_warm_start test_darts test_supernet""".split()
+        test_plots test_warm_start test_darts test_supernet test_paths""".split()
     )
 }

@@ -13,6 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import orchestrator
+from orchestrator.errors import UserError
 from tests.conftest import ROOT
 
 SMALL = {
@@ -188,20 +189,31 @@ def test_same_seed_same_trials(ray_local, workdir):
     assert list(first["val_accuracy"]) == list(second["val_accuracy"])
 
 
-def test_errored_trial_is_recorded_and_the_search_goes_on(ray_local, workdir):
-    result = orchestrator.run(
-        {
-            "name": "failing",
-            "metric": "score",
-            "num_samples": 2,
-            "search_space": {"name": "custom", "options": {"params": {"a": ["x", "y"]}}},
-            "trainable": {"name": "tests.helpers:fails"},
-        },
-        progress=False,
-    )
-    assert list(result.trials["status"]) == ["errored", "errored"]
-    assert result.best is None
-    client, parents, children = _runs(result)
+def test_errored_trials_are_recorded_and_a_search_without_a_result_fails(ray_local, workdir):
+    """Every trial failed: each is recorded with its error, and the search says so in one line
+    (the first error and where its log is) instead of ending as if it had a best trial."""
+    with pytest.raises(UserError) as failed:
+        orchestrator.run(
+            {
+                "name": "failing",
+                "metric": "score",
+                "num_samples": 2,
+                "search_space": {"name": "custom", "options": {"params": {"a": ["x", "y"]}}},
+                "trainable": {"name": "tests.helpers:fails"},
+            },
+            progress=False,
+        )
+    message = str(failed.value)
+    assert "\n" not in message
+    assert message.startswith("no trial produced score: 2 of 2 trials failed; first error: ")
+    assert "boom: this trial always fails" in message
+    log = message.rsplit("(log: ", 1)[1].rstrip(")")
+    assert "boom: this trial always fails" in open(log).read()
+    client = MlflowClient(f"sqlite:///{workdir}/nasorch_results/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("failing").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("nasorch.role") == "search"]
+    children = [r for r in runs if r.data.tags.get("nasorch.role") == "trial"]
+    assert parents[0].info.status == "FAILED" and len(children) == 2
     assert parents[0].data.metrics["trials_errored"] == 2
     for run in children:
         assert run.info.status == "FAILED"

@@ -27,6 +27,10 @@ class TimeBudget(Stopper):
             self._since = now
         return self.spent + now - self._since
 
+    def left(self) -> float:
+        """Seconds of the budget not yet spent."""
+        return max(0.0, self.seconds - self._elapsed())
+
     def __call__(self, trial_id: str, result: dict) -> bool:
         return self.stop_all()
 

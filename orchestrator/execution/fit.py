@@ -143,8 +143,10 @@ def fit_and_record(
         if searcher.failed_out:
             stopped = UserError(
                 f"the search stopped: {searcher.failures_in_a_row} trials in a row failed "
-                f"(max_consecutive_failures); last error: {tracker.last_error or 'unknown'}"
+                f"(max_consecutive_failures); {first_error(tracker)}"
             )
+        elif best is None:  # nothing to report: a failure, whatever ended the search
+            stopped = UserError(f"no trial produced {cfg.metric}: {why_no_result(trials, tracker)}")
         else:
             status = "FINISHED"
     except BaseException as e:
@@ -160,6 +162,24 @@ def fit_and_record(
     if stopped is not None:
         raise stopped
     return search_result(cfg, tracking, experiment_path, trials, best, summary, timings)
+
+
+def first_error(tracker: Any) -> str:
+    """The first failed trial's error and where its whole log is, in one line."""
+    first = getattr(tracker, "first_error", None)  # absent in trackers pickled before it was
+    if first is None:
+        return f"last error: {tracker.last_error or 'unknown'}"
+    message, log = first
+    return f"first error: {message}" + (f" (log: {log})" if log else "")
+
+
+def why_no_result(trials: pd.DataFrame, tracker: Any) -> str:
+    if not len(trials):
+        return "no trial ran"
+    failed = int((trials["status"] == "errored").sum())
+    if failed:
+        return f"{failed} of {len(trials)} trials failed; {first_error(tracker)}"
+    return f"none of {len(trials)} trials reported it"
 
 
 def _close(tracker: Any, tracking: Any, status: str, experiment_path: str, failing: bool) -> None:

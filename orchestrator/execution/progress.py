@@ -93,6 +93,13 @@ class Progress(Callback):
         extra = f", {early} stopped early" if early else ""
         extra += f", {errored} errored" if errored else ""
         waiting = " (waiting for nodes)" if self._starved(running, trials) else ""
+        budget = restored.peek("time_budget")  # the search's time_budget stopper, if it has one
+        if budget is not None:  # the time left says more than a cap of trials never reached
+            left = "budget spent" if budget.ended else f"{_duration(budget.left())} left"
+            return (
+                f"{clock} {left} | trials: {done} finished{extra}, {running} running{waiting} "
+                f"| best {self.metric}: {best}"
+            )
         return (
             f"{clock} trials: {done}/{self.total} finished{extra}, {running} running, "
             f"{pending} pending{waiting} | best {self.metric}: {best}"
@@ -121,3 +128,11 @@ class Progress(Callback):
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    """1h02m, 4m05s, 42s."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"

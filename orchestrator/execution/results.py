@@ -178,6 +178,10 @@ def print_summary(result: SearchResult, stream: Any = None, top: int = 10) -> No
         best = result.best
         stream.write(f"\nBest: {best['trial']} {best['arch']}  ")
         stream.write(f"{cfg.metric}={best[cfg.metric]:.4f}\n")
+    tested = {k: v for k, v in result.summary.items() if k.startswith("best_test_")}
+    if tested:  # the number to report: the validation score is the one the search optimised
+        scores = "  ".join(f"{k}={v:.4f}" for k, v in sorted(tested.items()))
+        stream.write(f"Held-out test split, best model: {scores}\n")
     notes = {
         "candidates_rejected": "candidates rejected by constraints (never trained)",
         "duplicates_reused": "duplicate architectures answered from earlier results",

@@ -23,5 +23,10 @@ def take(kind: str) -> Any:
     return _restored.pop(kind, None)
 
 
+def peek(kind: str) -> Any:
+    """The object of that kind registered last, kept (the progress line reads the budget)."""
+    return _restored.get(kind)
+
+
 def clear() -> None:
     _restored.clear()

@@ -83,6 +83,7 @@ class MlflowTracker(Callback):
         self.delivery: dict[str, Any] = {}  # the writer's last delivery report (see flush)
         self.delivery_problem: str | None = None  # set by the runner: the summary failed
         self.last_error: str | None = None  # the last failed trial's exception, one line
+        self.first_error: tuple[str, str] | None = None  # the first one, and its log file
         self._nodes: set[str] = set()
         self.devices = DeviceUse(gpu_per_trial)  # device tags, the CPU warning, GPU-hours
         self._flushes = 0
@@ -384,6 +385,8 @@ class MlflowTracker(Callback):
                 error = f.read()
             lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
             self.last_error = lines[-1][:300] if lines else None
+            if getattr(self, "first_error", None) is None and self.last_error:
+                self.first_error = (self.last_error, trial.error_file)
         self._queue.put(("end", trial.trial_id, (tags, STATUS_TO_MLFLOW[status], error)))
 
     def _scheduler_tags(self, trial_id: str) -> dict[str, str]:
