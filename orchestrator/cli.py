@@ -21,7 +21,7 @@ EXTERNAL = {
         "replay searches on learning curves in simulated time (searchers x schedulers)",
     ),
     "compare": (
-        "orchestrator.reporting.compare",
+        "orchestrator.commands.compare",
         "compare searches recorded in MLflow: table, CSV, PNG",
     ),
 }
@@ -68,7 +68,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     if uri.startswith(("http://", "https://")):
         print(f"{uri} is a tracking server already: open it in a browser.")
         return 0
-    from orchestrator.reporting.compare import newest_search_url
+    from orchestrator.commands.compare import newest_search_url
     from orchestrator.ui import serve
 
     url = f"http://{args.host}:{args.port}"

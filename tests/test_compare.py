@@ -11,7 +11,7 @@ import pytest
 import orchestrator
 from orchestrator.cli import main
 from orchestrator.errors import UserError
-from orchestrator.reporting import compare
+from orchestrator.commands import compare
 
 SPACE = {"name": "custom", "options": {"params": {"a": ["x", "yy", "zzz"], "b": [1, 22, 333]}}}
 

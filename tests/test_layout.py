@@ -30,7 +30,11 @@ def imports(path: Path, known: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            # `from a import b` imports the module a.b where there is one, else a name of a.
+            names = [
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module
+                for a in node.names
+            ]
         else:
             continue
         for name in names:
@@ -72,6 +76,82 @@ def test_no_import_cycles():
         if m not in state:
             visit(m)
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+# The layers, lowest first (DESIGN.md, "Layers"): a module may import its own layer's and lower
+# layers' modules, never a higher layer's. A unit is a top-level package or a package or module
+# directly under orchestrator/; every unit stands in exactly one layer.
+LAYERS = (
+    ("search_spaces",),
+    ("trainables",),
+    ("orchestrator.core", "orchestrator.errors", "orchestrator.tags", "orchestrator.compat"),
+    ("orchestrator.config",),
+    ("orchestrator.reporting",),
+    ("orchestrator.resumable",),
+    ("orchestrator.searchers", "orchestrator.schedulers"),
+    ("orchestrator.warm_start",),
+    ("orchestrator.tracking",),
+    ("orchestrator.components",),
+    ("orchestrator.execution",),
+    ("orchestrator.simulation",),
+    ("orchestrator.trial",),
+    ("orchestrator.commands", "orchestrator.cli", "orchestrator.check", "orchestrator.ui",
+     "orchestrator.auto", "orchestrator.bench", "orchestrator.bench_warm"),
+    ("orchestrator",),  # the public API (__init__): run, resume, load_config
+)  # fmt: skip
+LEVEL = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
+
+
+def unit(module: str) -> str:
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "orchestrator" else parts[0]
+
+
+def upward_imports(edges: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{m} -> {d}" for m, deps in edges.items() for d in deps if LEVEL[unit(d)] > LEVEL[unit(m)]
+    )
+
+
+def package_cycles(edges: dict[str, set[str]]) -> list[str]:
+    """Units that import each other, through any of their modules (a cycle between packages
+    the module-level check cannot see: a.x -> b.y and b.z -> a.w)."""
+    reach = {u: set() for u in LEVEL}
+    for m, deps in edges.items():
+        reach[unit(m)] |= {unit(d) for d in deps} - {unit(m)}
+    changed = True
+    while changed:
+        changed = False
+        for out in reach.values():
+            more = set().union(*(reach[v] for v in out)) - out if out else set()
+            if more:
+                out |= more
+                changed = True
+    return sorted(u for u, out in reach.items() if u in out)
+
+
+def test_every_unit_has_a_layer():
+    units = {unit(m) for m in graph()}
+    assert not units - set(LEVEL), f"not in LAYERS: {sorted(units - set(LEVEL))}"
+    assert not set(LEVEL) - units, f"LAYERS names what does not exist: {set(LEVEL) - units}"
+
+
+def test_no_import_runs_up_the_layers_and_no_package_cycle():
+    edges = graph()
+    assert not upward_imports(edges), "upward imports:\n" + "\n".join(upward_imports(edges))
+    assert not package_cycles(edges), f"packages in a cycle: {package_cycles(edges)}"
+
+
+def test_the_layer_check_can_fail():
+    """A deliberate upward import and a deliberate cycle between two packages are found."""
+    edges = graph()
+    bad = {**edges, "orchestrator.core.gate": {"orchestrator.execution.runner"}}
+    assert upward_imports(bad) == ["orchestrator.core.gate -> orchestrator.execution.runner"]
+    cycle = {
+        "orchestrator.searchers.x": {"orchestrator.schedulers.y"},
+        "orchestrator.schedulers.z": {"orchestrator.searchers.w"},
+    }
+    assert package_cycles(cycle) == ["orchestrator.schedulers", "orchestrator.searchers"]
 
 
 def test_pure_packages_import_none_of_the_others():
