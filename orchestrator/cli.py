@@ -203,14 +203,15 @@ def entry() -> None:
     """The `nasorch` command: main(), then a quick exit. Once a search is recorded and Ray is
     stopped, the interpreter's own teardown (Ray's and torch's native threads) took seconds of
     every `nasorch run` and nothing is left for it to do."""
-    import atexit
     import logging
     import os
+
+    from orchestrator import compat
 
     code = main()
     # Everything registered to run at exit (Ray's shutdown, multiprocessing's clean-up of the
     # writer's queues, MLflow's), then no more.
-    atexit._run_exitfuncs()
+    compat.run_exit_handlers()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -1,4 +1,4 @@
-"""Every use of a private name of Ray, MLflow or Optuna, in one place.
+"""Every use of a private name of Ray, MLflow, Optuna or CPython, in one place.
 
 These libraries move their internals between minor releases. Each function here wraps one
 private access and says what it is for; `tests/test_compat.py` probes each against the installed
@@ -209,6 +209,41 @@ def ray_staging_dirs(experiment_name: str) -> list[str]:
         ray_temp_root(), "session_*", "artifacts", "*", experiment_name, "driver_artifacts"
     )
     return sorted(p for p in glob.glob(pattern) if "session_latest" not in p)
+
+
+# Ray's file name of an experiment snapshot (TuneController.CKPT_FILE_TMPL), the file
+# Tuner.restore reads back: its presence says Ray has snapshotted the search at least once.
+RAY_SNAPSHOT_GLOB = "experiment_state-*.json"
+
+
+class _SearcherHidden:
+    """A TuneController seen without its searcher (every other attribute passes through)."""
+
+    search_alg = None
+
+    def __init__(self, controller: Any):
+        self._controller = controller
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._controller, name)
+
+
+def pbt_controller_without_searcher(controller: Any) -> Any:
+    """`controller` for Ray's PBT `on_trial_add`, which refuses any searcher (its suggestions
+    would override PBT's): nasorch's searcher proposes architectures only, PBT owns the
+    hyperparameters, so the searcher is hidden from that one check (Ray offers no switch)."""
+    return _SearcherHidden(controller)
+
+
+# ---- CPython --------------------------------------------------------------------------------
+
+
+def run_exit_handlers() -> None:
+    """Run (and clear) every `atexit` handler now, as the interpreter does at exit: `nasorch`
+    then leaves with os._exit, skipping the slow teardown of Ray's and torch's threads."""
+    import atexit
+
+    atexit._run_exitfuncs()
 
 
 # ---- MLflow ---------------------------------------------------------------------------------

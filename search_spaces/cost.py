@@ -111,6 +111,11 @@ _EXTRA_FORMULAS = {
 }
 
 
+# torch's public convolution classes (the lazy ones subclass them); their common base is private.
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_TRANSPOSED_CONVS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
 def analytic_flops(model: nn.Module, x: torch.Tensor) -> int:
     """2 x multiply-adds of every Linear, Conv, RNN and attention module, via forward hooks."""
     total = 0
@@ -121,9 +126,12 @@ def analytic_flops(model: nn.Module, x: torch.Tensor) -> int:
         out = output[0] if isinstance(output, tuple) else output
         if isinstance(module, nn.Linear):
             total += 2 * math.prod(out.shape[:-1]) * module.in_features * module.out_features
-        elif isinstance(module, nn.modules.conv._ConvNd):
+        elif isinstance(module, _CONVS):
             per_output = module.weight[0].numel()  # in_channels / groups * kernel volume
             total += 2 * out.numel() * per_output
+        elif isinstance(module, _TRANSPOSED_CONVS):
+            per_input = module.weight[0].numel()  # out_channels / groups * kernel volume
+            total += 2 * inp.numel() * per_input
         elif isinstance(module, nn.RNNBase):
             weights = [w for n, w in module.named_parameters() if n.startswith("weight")]
             total += 2 * math.prod(inp.shape[:-1]) * sum(w.numel() for w in weights)

@@ -1,4 +1,5 @@
-"""One probe per private name of Ray and MLflow that nasorch uses (orchestrator/compat.py).
+"""One probe per private name of Ray, MLflow, Optuna and CPython that nasorch uses
+(orchestrator/compat.py).
 
 When an upgrade moves one, its probe fails and says what moved, instead of a search failing in
 the middle. Each probe uses the installed library for real, on a small scheduler, store or
@@ -14,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from orchestrator import compat
+from tests.conftest import ROOT
 
 
 @contextlib.contextmanager
@@ -147,6 +149,52 @@ def test_pbt_exploit_hooks():
             hyperparam_mutations={"lr": [0.1, 0.2]},
         )  # fmt: skip
         assert isinstance(pbt._trial_state, dict)
+
+
+def test_pbt_searcher_check_is_passed_by_the_controller_without_searcher():
+    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.search import Searcher, SearchGenerator
+
+    pbt = PopulationBasedTraining(
+        time_attr="training_iteration", metric="acc", mode="max",
+        hyperparam_mutations={"lr": [0.1, 0.2]},
+    )  # fmt: skip
+    controller = SimpleNamespace(search_alg=SearchGenerator(Searcher()), other=7)
+    with pytest.raises(ValueError, match="Search algorithms cannot be used"):
+        pbt.on_trial_add(controller, Trial(trial_id="a"))  # the check compat gets past
+    hidden = compat.pbt_controller_without_searcher(controller)
+    assert hidden.search_alg is None and hidden.other == 7
+    # Past the searcher check, Ray reads the trial's checkpoint settings: the check was passed.
+    with pytest.raises(AttributeError, match="run_metadata"):
+        pbt.on_trial_add(hidden, Trial(trial_id="a"))
+
+
+def test_ray_snapshot_file_name():
+    import fnmatch
+
+    with probing("TuneController.CKPT_FILE_TMPL"):
+        from ray.tune.execution.tune_controller import TuneController
+
+        name = TuneController.CKPT_FILE_TMPL.format("2026-12-06_06-00-00")
+    assert fnmatch.fnmatch(name, compat.RAY_SNAPSHOT_GLOB)
+
+
+def test_run_exit_handlers_runs_each_once_now(tmp_path):
+    """In a process of its own: it runs every handler of the process (Ray's shutdown too)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import atexit\n"
+        "from orchestrator import compat\n"
+        "atexit.register(print, 'handler')\n"
+        "compat.run_exit_handlers()\n"
+        "print('after')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "handler\nafter\n"  # run now, and not again at the real exit
 
 
 def test_mlflow_sql_store_models_schema_and_validator(tmp_path):

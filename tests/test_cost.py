@@ -26,6 +26,15 @@ def test_flops_of_a_conv_count_every_output_position():
     assert measure(model, (1, 8, 8), latency_repeats=1).flops == 2 * 4 * 8 * 8 * 9
 
 
+def test_flops_of_1d_3d_and_transposed_convs():
+    assert measure(nn.Conv1d(2, 4, 3), (2, 10), latency_repeats=1).flops == 2 * 4 * 8 * 2 * 3
+    conv3d = nn.Conv3d(1, 2, 3, padding=1)
+    assert measure(conv3d, (1, 4, 4, 4), latency_repeats=1).flops == 2 * 2 * 64 * 27
+    # Each input element is spread over out_channels x kernel outputs.
+    up = nn.ConvTranspose2d(4, 2, 3)
+    assert measure(up, (4, 8, 8), latency_repeats=1).flops == 2 * 4 * 64 * 2 * 9
+
+
 def test_lstm_and_attention_flops_are_counted_on_cpu():
     lstm = nn.LSTM(8, 16, batch_first=True)
     # 8 steps, each multiplying the input (8) and hidden (16) state into 4 gates of 16.

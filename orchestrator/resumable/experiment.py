@@ -17,13 +17,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from orchestrator import compat
 from orchestrator.core.jsonio import write_json_atomic
 from orchestrator.errors import UserError
 from trainables.storage import filesystem
 
 CONFIG_FILE = "nasorch_config.yaml"
 DONE_FILE = "nasorch_done.json"
-RAY_SNAPSHOT = "experiment_state-*.json"  # what Tuner.restore reads back (Ray's file name)
 
 
 def find_experiment(ref: str | os.PathLike, storage_path: str | None = None) -> str:
@@ -77,4 +77,4 @@ def ray_snapshot_saved(ray_path: str) -> bool:
         found = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
     except OSError:
         return False
-    return any(fnmatch.fnmatch(os.path.basename(f.path), RAY_SNAPSHOT) for f in found)
+    return any(fnmatch.fnmatch(os.path.basename(f.path), compat.RAY_SNAPSHOT_GLOB) for f in found)

@@ -37,20 +37,6 @@ def sample(rng: random.Random, low: float, high: float) -> float:
     return rng.uniform(low, high)
 
 
-class _WithoutSearcher:
-    """Ray's PBT refuses to run next to any searcher, whose suggestions it would override. Ours
-    suggests architectures only and PBT owns the hyperparameters, so the searcher is hidden from
-    that one check."""
-
-    search_alg = None
-
-    def __init__(self, controller: Any):
-        self._controller = controller
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._controller, name)
-
-
 class Lineage:
     """Mixin for PBT and PB2: initial values, bounds, identity and the exploit records."""
 
@@ -68,7 +54,8 @@ class Lineage:
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         self.initial_values(trial.config)
-        super().on_trial_add(_WithoutSearcher(tune_controller), trial)
+        # Ray's PBT refuses any searcher; ours proposes architectures only (compat explains).
+        super().on_trial_add(compat.pbt_controller_without_searcher(tune_controller), trial)
 
     def initial_values(self, config: dict[str, Any]) -> None:
         """A searched value in the architecture is the starting point (clipped to the bounds);
