@@ -258,3 +258,83 @@ def test_no_public_name_is_also_a_subpackage():
     import orchestrator.execution.runner  # noqa: F401  (imports every subpackage it uses)
 
     assert callable(orchestrator.resume) and callable(orchestrator.run)
+
+
+# ---- private names of foreign modules, found in the syntax -------------------------------------
+FIRST_PARTY = {*PACKAGES, "tests", "benchmarks", "examples"}
+# Public functions whose names start with an underscore by their library's convention.
+PUBLIC_UNDERSCORED = {"os._exit", "sys._getframe"}
+
+
+def foreign_private_uses(source: str) -> list[tuple[int, str]]:
+    """(line, dotted name) of every private name of a foreign (not first-party) module: a
+    `_name` imported from one, or an attribute path from an imported name that reaches a
+    `_name` (`atexit._run_exitfuncs`, `nn.modules.conv._ConvNd`, a base class among them)."""
+    tree = ast.parse(source)
+    roots: dict[str, str] = {}  # local name -> the foreign dotted name it stands for
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] not in FIRST_PARTY:
+                    local = a.asname or a.name.split(".")[0]
+                    roots[local] = a.name if a.asname else local
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] in FIRST_PARTY:
+                continue
+            for a in node.names:
+                roots[a.asname or a.name] = f"{node.module}.{a.name}"
+                if _private(a.name):
+                    found.append((node.lineno, f"{node.module}.{a.name}"))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        chain, base = [node.attr], node.value
+        while isinstance(base, ast.Attribute):
+            chain.append(base.attr)
+            base = base.value
+        if isinstance(base, ast.Name) and base.id in roots and _private(node.attr):
+            dotted = ".".join([roots[base.id], *reversed(chain)])
+            if dotted not in PUBLIC_UNDERSCORED:
+                found.append((node.lineno, dotted))
+    return sorted(set(found))
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_foreign_private_names_are_found_in_the_syntax():
+    """The scan below finds what a list of names would miss; proven on known cases."""
+    source = (
+        "import atexit\n"
+        "import torch.nn as nn\n"
+        "from torch import nn as tnn\n"
+        "from ray.tune.schedulers.hyperband import _Bracket\n"
+        "from orchestrator import compat\n"
+        "import os\n"
+        "atexit._run_exitfuncs()\n"
+        "class C(tnn.modules.conv._ConvNd): pass\n"
+        "x = nn.Conv2d\n"
+        "compat._private_helper()\n"
+        "os._exit(0)\n"
+        "self._state = 1\n"
+    )
+    assert [name for _, name in foreign_private_uses(source)] == [
+        "ray.tune.schedulers.hyperband._Bracket",
+        "atexit._run_exitfuncs",
+        "torch.nn.modules.conv._ConvNd",
+    ]
+
+
+def test_no_foreign_private_name_outside_compat():
+    files = [p for m, p in modules().items() if m != "orchestrator.compat"]
+    for folder in OTHER_FILES:
+        files += [p for p in (ROOT / folder).rglob("*.py") if p.name != "test_compat.py"]
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line}: {name}"
+        for path in files
+        if path.resolve() != Path(__file__).resolve()
+        for line, name in foreign_private_uses(path.read_text())
+    ]
+    assert not offenders, "\n".join(offenders)
