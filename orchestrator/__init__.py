@@ -19,9 +19,9 @@ from typing import Any
 _EXPORTS = {
     "run": "orchestrator.execution.runner",
     "SearchResult": "orchestrator.execution.results",
-    "resume": "orchestrator.execution.runner",
-    "search": "orchestrator.auto",
-    "auto_config": "orchestrator.auto",
+    "resume": "orchestrator.execution.runner:resume_search",
+    "search": "orchestrator.commands.auto",
+    "auto_config": "orchestrator.commands.auto",
     "ExperimentConfig": "orchestrator.config",
     "load_config": "orchestrator.components",
     "parse_config": "orchestrator.config",
@@ -35,6 +35,7 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
+    if name in _EXPORTS:  # "module" or "module:attribute" where the public name differs
+        module, _, attribute = _EXPORTS[name].partition(":")
+        return getattr(import_module(module), attribute or name)
     raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")

@@ -177,8 +177,3 @@ def _load(path: str, mtime: int, metric: str, mode: str, space_name: str | None)
 
 def _span(epochs: np.ndarray) -> str:
     return f"{epochs.min()}..{epochs.max()} ({len(epochs)} rows)" if len(epochs) else "none"
-
-
-def nb201_curves(path: str | os.PathLike | None = None) -> TableCurves:
-    """The 200 NAS-Bench-201 CIFAR-10 validation curves of ../shared/data (200 epochs each)."""
-    return TableCurves.load(path or data_path("nb201_cifar10_curves.csv"), space="nb201")

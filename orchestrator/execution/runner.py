@@ -217,11 +217,6 @@ def _new_tuner(
     return tuner, experiment_path, searcher, tracker, check
 
 
-def resume(experiment: str | os.PathLike, **kwargs: Any) -> SearchResult:
-    """The Python API's name for `resume_search`."""
-    return resume_search(experiment, **kwargs)
-
-
 def resume_search(
     experiment: str | os.PathLike, *, address: str | None = None, progress: bool = True
 ) -> SearchResult:

@@ -6,7 +6,7 @@ plus one line here.
 
 from functools import partial
 
-from orchestrator.searchers.base import Strategy, write_json_atomic
+from orchestrator.searchers.base import Strategy
 from orchestrator.searchers.darts import DartsSearch
 from orchestrator.searchers.evolution import RegularizedEvolution
 from orchestrator.searchers.guided import GuidedSearch
@@ -39,5 +39,4 @@ __all__ = [
     "RandomSearch",
     "Strategy",
     "to_optuna",
-    "write_json_atomic",
 ]

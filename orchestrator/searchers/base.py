@@ -7,14 +7,11 @@ result and restored after a crash with the very same next suggestions.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from orchestrator.core.jsonio import write_json_atomic
 from search_spaces.base import Arch, SearchSpace
 
 Value = float | Sequence[float] | None
@@ -93,13 +90,6 @@ class Strategy(ABC):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.rng.setstate(rng_from_json(state["rng"]))
-
-    def save(self, path: str | os.PathLike) -> None:
-        write_json_atomic(path, {"strategy": type(self).__name__, "state": self.state()})
-
-    def restore(self, path: str | os.PathLike) -> None:
-        with open(path) as f:
-            self.load_state(json.load(f)["state"])
 
 
 def primary(value: Value) -> float | None:

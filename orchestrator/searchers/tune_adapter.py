@@ -14,8 +14,9 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from orchestrator.core.gate import Gate
+from orchestrator.core.jsonio import write_json_atomic
 from orchestrator.resumable import restored
-from orchestrator.searchers.base import Strategy, write_json_atomic
+from orchestrator.searchers.base import Strategy
 
 
 class StrategySearcher(Searcher):

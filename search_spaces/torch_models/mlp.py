@@ -3,7 +3,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
 from torch import nn
 
 ACTIVATION_MODULES = {
@@ -27,7 +26,3 @@ def build_mlp(arch: dict[str, Any], input_shape: tuple[int, ...], num_classes: i
         width_in = block["width"]
     layers.append(nn.Linear(width_in, num_classes))
     return nn.Sequential(*layers)
-
-
-def count_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
