@@ -234,3 +234,17 @@ def load_and_predict(model_uri: str, env: dict[str, str], timeout: float = 120) 
     took = time.monotonic() - started
     assert done.returncode == 0, f"loading {model_uri} failed ({took:.0f}s):\n{done.stderr[-3000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def classification_csv(path: Path, rows: int = 240, seed: int = 0) -> Path:
+    """A small table a network learns in two epochs: 6 features, 3 classes (a column `label`)
+    whose means differ."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 3, rows)
+    x = rng.normal(size=(rows, 6)) + label[:, None] * 1.5
+    table = pd.DataFrame(x, columns=[f"f{i}" for i in range(6)]).assign(label=label)
+    table.to_csv(path, index=False)
+    return path
