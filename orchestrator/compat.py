@@ -22,13 +22,6 @@ def refresh_ray_config() -> None:
     Config.initialize("")
 
 
-def ray_token_auth_enabled() -> bool:
-    """Whether this process's Ray runs with token authentication."""
-    from ray._raylet import AuthenticationMode, get_authentication_mode
-
-    return get_authentication_mode() == AuthenticationMode.TOKEN
-
-
 def local_ray_init_kwargs() -> dict[str, Any]:
     """ray.init arguments for a private local Ray: advertise loopback, not the machine's own
     address (Ray has no public argument for it)."""

@@ -43,12 +43,14 @@ def trial(trial_id: str, number: int = 1):
 
 def test_ray_config_refresh_and_auth_mode(monkeypatch):
     with probing("ray._raylet.Config / get_authentication_mode"):
+        from ray._raylet import AuthenticationMode, get_authentication_mode
+
         monkeypatch.setenv("RAY_AUTH_MODE", "token")
         compat.refresh_ray_config()
-        assert compat.ray_token_auth_enabled()
+        assert get_authentication_mode() == AuthenticationMode.TOKEN
         monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
         compat.refresh_ray_config()
-        assert not compat.ray_token_auth_enabled()
+        assert get_authentication_mode() != AuthenticationMode.TOKEN
 
 
 def test_ray_init_takes_node_ip_address():
