@@ -13,9 +13,15 @@ from trainables.errors import InputError
 
 # Sub-commands that live in their own modules: each has add_arguments(parser) and execute(args).
 EXTERNAL = {
-    "check": ("orchestrator.check", "validate a config and show what it would search, in seconds"),
-    "search": ("orchestrator.auto", "hand over data, get the best model within a time budget"),
-    "bench": ("orchestrator.bench", "benchmark searchers on a tabular NAS benchmark"),
+    "check": (
+        "orchestrator.commands.check",
+        "validate a config and show what it would search, in seconds",
+    ),
+    "search": (
+        "orchestrator.commands.auto",
+        "hand over data, get the best model within a time budget",
+    ),
+    "bench": ("orchestrator.commands.bench", "benchmark searchers on a tabular NAS benchmark"),
     "simulate": (
         "orchestrator.simulation.study",
         "replay searches on learning curves in simulated time (searchers x schedulers)",
@@ -69,7 +75,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         print(f"{uri} is a tracking server already: open it in a browser.")
         return 0
     from orchestrator.commands.compare import newest_search_url
-    from orchestrator.ui import serve
+    from orchestrator.commands.ui import serve
 
     url = f"http://{args.host}:{args.port}"
     page = newest_search_url(uri, url)

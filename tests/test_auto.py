@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import orchestrator
-from orchestrator.auto import auto_config, detect
+from orchestrator.commands.auto import auto_config, detect
 from orchestrator.components import load_config
 from orchestrator.errors import UserError
 from tests import data_files as gen

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import bench
+from orchestrator.commands import bench
 from orchestrator.errors import UserError
 from trainables.tabular import default_table_path
 

@@ -10,8 +10,8 @@ import pytest
 
 import orchestrator
 from orchestrator.cli import main
-from orchestrator.errors import UserError
 from orchestrator.commands import compare
+from orchestrator.errors import UserError
 
 SPACE = {"name": "custom", "options": {"params": {"a": ["x", "yy", "zzz"], "b": [1, 22, 333]}}}
 

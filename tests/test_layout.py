@@ -95,8 +95,7 @@ LAYERS = (
     ("orchestrator.execution",),
     ("orchestrator.simulation",),
     ("orchestrator.trial",),
-    ("orchestrator.commands", "orchestrator.cli", "orchestrator.check", "orchestrator.ui",
-     "orchestrator.auto", "orchestrator.bench", "orchestrator.bench_warm"),
+    ("orchestrator.commands", "orchestrator.cli"),
     ("orchestrator",),  # the public API (__init__): run, resume, load_config
 )  # fmt: skip
 LEVEL = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}

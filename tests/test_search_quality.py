@@ -1,14 +1,14 @@
 """Seeded search-quality regression on the NAS-Bench-201 CIFAR-10 table.
 
 Every searcher runs 10 seeds x 100 evaluations with its default options through the very driver
-`nasorch bench` uses (`orchestrator.bench.run_one`: ask, look the architecture up in the table,
-tell), and must beat random search on the mean best test accuracy found. Beating random alone
-would let a searcher that stopped learning pass about half the time (its mean is random's, give
+`nasorch bench` uses (`commands.bench.run_one`: one simulated worker, one-epoch table curves),
+and must beat random search on the mean best test accuracy found. Beating random alone would
+let a searcher that stopped learning pass about half the time (its mean is random's, give
 or take a standard error of ~0.1 points over 10 seeds), so each must also clear a margin: 0.2
 points for REA, TPE, local and guided (they lead random by ~0.5); REINFORCE leads by only ~0.2
 at 100 evaluations, so it and random get 50 seeds (cheap: no model) and a margin of 0.1.
-About 10 s on 2 cores, TPE and guided taking most of it. The table is nb201_cifar10.csv in $NASORCH_DATA or
-../shared/data/nb201_cifar10.csv beside the repo.
+About 10 s on 2 cores, TPE and guided taking most of it. The table is
+nb201_cifar10.csv in $NASORCH_DATA, else ../shared/data beside the repo.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from statistics import mean
 
 import pytest
 
-from orchestrator.bench import run_one
+from orchestrator.commands.bench import run_one
 from trainables.tabular import default_table_path
 
 SEEDS = 10

