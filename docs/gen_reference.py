@@ -53,8 +53,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
-    if origin is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is typing.Literal:  # the values themselves are in the "allowed" column
+        return " or ".join(sorted({type(a).__name__ for a in args}))
     if origin in (typing.Union, types.UnionType):
         return " or ".join("none" if a is type(None) else _type_name(a) for a in args)
     if origin in (list, dict):
@@ -166,8 +166,13 @@ RESERVED = {"space", "mode", "seed", "max_t", "directions", "self", "folder"}
 
 
 def _first_line(obj: Any) -> str:
-    doc = inspect.getdoc(obj) or ""
-    return doc.split("\n\n")[0].replace("\n", " ").strip()
+    """The first paragraph of the object's own docstring (not one it inherits), else of its
+    module's."""
+    doc = obj.__dict__.get("__doc__") if isinstance(obj, type) else obj.__doc__
+    if not doc and isinstance(obj, type):  # a class's module is its own (a registry's is not)
+        doc = getattr(sys.modules.get(obj.__module__), "__doc__", None)
+    doc = doc or ""
+    return inspect.cleandoc(doc).split("\n\n")[0].replace("\n", " ").strip()
 
 
 def _options(factory: Any) -> list[list[str]]:
@@ -192,12 +197,16 @@ def _options(factory: Any) -> list[list[str]]:
     return rows
 
 
-def _describe(title: str, registry: dict, options: Callable[[Any], list[list[str]]]) -> str:
+def _describe(
+    title: str, registry: dict, options: Callable[[Any], list[list[str]]], prose: str
+) -> str:
+    """A section per registered name: what it is (its docstring, else a link to the page that
+    explains it) and its options."""
     out = [f"## {title}\n"]
     for name in sorted(registry):
         factory = registry[name]
         target = getattr(factory, "func", factory)
-        out.append(f"### `{name}`\n\n{_first_line(target) or '(no docstring)'}\n")
+        out.append(f"### `{name}`\n\n{_first_line(target) or f'See {prose}.'}\n")
         rows = options(factory)
         header = ["option", "type", "default"] + (["meaning"] if rows and len(rows[0]) > 3 else [])
         out.append(_table(header, rows) if rows else "No options.\n")
@@ -231,10 +240,24 @@ def registries_page() -> str:
             "`searcher: {name: rea, options: {population_size: 20}}`. What the algorithms do "
             "and when to use which: [Searchers](searchers.md), [Schedulers](schedulers.md), "
             "[Search spaces](search-spaces.md), [Trainables](trainables.md).\n",
-            _describe("Searchers (`searcher.name`)", STRATEGIES, _options),
-            _describe("Schedulers (`scheduler.name`)", SCHEDULERS, _options),
-            _describe("Search spaces (`search_space.name`)", SEARCH_SPACES, _options),
-            _describe("Trainables (`trainable.name`)", TRAINABLES, _model_options),
+            _describe(
+                "Searchers (`searcher.name`)", STRATEGIES, _options, "[Searchers](searchers.md)"
+            ),
+            _describe(
+                "Schedulers (`scheduler.name`)", SCHEDULERS, _options, "[Schedulers](schedulers.md)"
+            ),
+            _describe(
+                "Search spaces (`search_space.name`)",
+                SEARCH_SPACES,
+                _options,
+                "[Search spaces](search-spaces.md)",
+            ),
+            _describe(
+                "Trainables (`trainable.name`)",
+                TRAINABLES,
+                _model_options,
+                "[Trainables](trainables.md)",
+            ),
         ]
     )
 
@@ -281,7 +304,7 @@ def tag_rows() -> list[list[str]]:
     section comment above it and the comment beside or above it."""
     path = Path(importlib.import_module("orchestrator.tags").__file__)
     lines = path.read_text().splitlines()
-    rows, where = [], ""
+    rows, where = [], "every run"
     for node in ast.parse(path.read_text()).body:
         line = lines[node.lineno - 1]
         above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
