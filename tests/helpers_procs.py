@@ -243,3 +243,16 @@ class MlflowServer:
         if self.group is not None:
             self.group.stop()
             self.group = None
+
+
+def process_tree(pids: list[int]) -> list[psutil.Process]:
+    """The processes `pids` and all their descendants as they are now (those gone are skipped):
+    what a test checks is no longer running once it has stopped everything."""
+    found: list[psutil.Process] = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            found += [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            continue
+    return found

@@ -49,6 +49,7 @@ class Postgres:
     user: str
     password: str
     log: Path
+    pid: int = 0  # the server's process (group leader)
 
     def uri(self, database: str) -> str:
         return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
@@ -101,6 +102,7 @@ def postgres() -> Iterator[Postgres]:
                 return True
 
             wait_for(accepts, "PostgreSQL", 60, [db.log])
+            db.pid = proc.pid
             try:
                 yield db
             finally:
@@ -119,6 +121,7 @@ class S3:
     """A running S3-compatible server with the bucket BUCKET."""
 
     endpoint: str  # host:port, as pyarrow's endpoint_override takes it
+    pid: int = 0
 
     @property
     def url(self) -> str:
@@ -151,9 +154,9 @@ def s3_server(logs: Path) -> Iterator[S3]:
     log = logs / "moto.log"
     with ProcessGroups() as groups:
         cmd = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-        groups.start(cmd, log, env=clean_env())
+        proc = groups.start(cmd, log, env=clean_env())
         wait_for(lambda: port_open(port), "the S3 server", 60, [log])
-        s3 = S3(f"127.0.0.1:{port}")
+        s3 = S3(f"127.0.0.1:{port}", proc.pid)
         s3.client().create_bucket(Bucket=BUCKET)
         yield s3
 
@@ -167,6 +170,7 @@ class ProductionMlflow:
     password: str
     log: Path
     artifacts: str  # the S3 prefix of its artifacts
+    pid: int = 0
 
     def client_env(self, password: str | None = None) -> dict[str, str]:
         """A driver's environment: MLflow credentials, and no S3 credentials at all (the server
@@ -210,10 +214,10 @@ def production_mlflow(root: Path, db: Postgres, s3: S3) -> Iterator[ProductionMl
         "--artifacts-destination", artifacts, "--app-name", "basic-auth", "--workers", "1",
     ]  # fmt: skip
     with ProcessGroups() as groups:
-        groups.start(cmd, log, env=env, cwd=root)
+        proc = groups.start(cmd, log, env=env, cwd=root)
         uri = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_ok(f"{uri}/health"), "the MLflow server", 120, [log])
-        yield ProductionMlflow(uri, "admin", password, log, artifacts)
+        yield ProductionMlflow(uri, "admin", password, log, artifacts, proc.pid)
 
 
 def load_and_predict(model_uri: str, env: dict[str, str], timeout: float = 120) -> list[int]:
