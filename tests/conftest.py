@@ -57,7 +57,8 @@ LONGEST_FIRST = {
     name: rank
     for rank, name in enumerate(
         """test_rehearsal test_e2e test_production_mlflow test_resume test_autoscaling
-        test_resume_schedulers test_tracking_outage test_private_ray test_failure_modes test_store_and_ui test_user_data test_node_loss
+        test_resume_schedulers test_tracking_outage test_private_ray test_failure_modes
+        test_store_and_ui test_user_data test_node_loss
         test_schedulers test_multinode test_ui_browser test_compare test_budget test_reliability
         test_plots test_warm_start test_darts test_supernet test_paths""".split()
     )
