@@ -30,6 +30,9 @@ ARCH = "nasorch.arch"
 ARCH_HASH = "nasorch.arch_hash"
 # running, completed, stopped_early, errored, interrupted, superseded, reused
 STATUS = "nasorch.status"
+# where the trial's last checkpoint is (a folder, or a storage URI without secrets): a later
+# search that reuses the trial rebuilds its model from there
+CHECKPOINT = "nasorch.checkpoint"
 REUSED_FROM = "nasorch.reused_from"  # a reused trial: the run whose result answered it
 EPOCHS = "nasorch.epochs"
 ERROR = "nasorch.error"

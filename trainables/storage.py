@@ -70,6 +70,20 @@ def redact(location: str) -> str:
     return location.partition("?")[0] if is_uri(location) else location
 
 
+SECRET_WORDS = ("key", "secret", "token", "password")
+
+
+def without_secrets(location: str) -> str:
+    """`location` with the query parameters that may carry credentials (pyarrow takes
+    access_key, secret_key, session_token in an S3 URI) left out: what may be recorded. The
+    reader's own credentials (its environment) open it again."""
+    if not is_uri(location) or "?" not in location:
+        return location
+    path, _, query = location.partition("?")
+    kept = [p for p in query.split("&") if not any(w in p.split("=")[0] for w in SECRET_WORDS)]
+    return f"{path}?{'&'.join(kept)}" if kept else path
+
+
 def fetch(uri: str, cache_dir: str = DEFAULT_CACHE, field: str = "dataset.path") -> str:
     """A local copy of the file or folder at `uri`, made once per node in `cache_dir` (other
     trials on the node wait on a lock, then use it). Copied again when the object's size or

@@ -118,6 +118,7 @@ def trials_frame(
                 "arch_json": json.dumps(arch, sort_keys=True),
                 "run_id": tracker.run_ids.get(reused["trial_id"], ""),
                 "reused_from": reused["source"],
+                "checkpoint": reused.get("checkpoint", ""),  # the earlier trial's, if recorded
                 **{f"arch.{k}": v for k, v in space.to_params(arch).items()},
             }
         )

@@ -168,6 +168,7 @@ def _new_tuner(
         scheduler=scheduler,  # stop reasons and PBT lineage, tagged on the trials' runs
         metric=cfg.metric,
         gpu_per_trial=cfg.resources.gpu,
+        storage=storage,
     )
     # Ray's JSON log (result.json) stays: resume recovers from it. Its CSV and TensorBoard
     # loggers are left out (MLflow has it all); they cost a thread and a file per trial.

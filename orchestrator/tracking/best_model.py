@@ -15,6 +15,8 @@ from typing import Any
 from orchestrator import tags as T
 from trainables.storage import filesystem
 
+MODEL_NAME = "best_model"  # the parent run's logged model (runs:/<parent>/best_model)
+
 
 def warm_up() -> None:
     """Save a tiny model once, to a temporary folder: what saving a model costs the first time
@@ -60,10 +62,15 @@ def log_best_model(
         tested = test(folder, arch, space, options) if test is not None else {}
     scores = {f"best_test_{k}": float(v) for k, v in tested.items()}
     mlflow.set_tracking_uri(tracking.uri)
+    # A driver killed after logging it, then resumed, logs it again: the new one replaces it.
+    client = mlflow.MlflowClient(tracking.uri)
+    query = f"source_run_id = '{tracking.parent_run_id}' AND name = '{MODEL_NAME}'"
+    for earlier in client.search_logged_models([tracking.experiment_id], filter_string=query):
+        client.delete_logged_model(earlier.model_id)
     with mlflow.start_run(run_id=tracking.parent_run_id):
         mlflow.pytorch.log_model(
             model,
-            name="best_model",
+            name=MODEL_NAME,
             input_example=example,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             tags={T.MODEL_TRIAL: best["trial"], T.ARCH: best["arch"]},

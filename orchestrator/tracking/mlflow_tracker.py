@@ -32,6 +32,7 @@ from orchestrator.tracking.events import (
     status_of,
     trial_status,
 )
+from trainables.storage import locate, without_secrets
 
 # The pseudo trial id of a trial answered from an earlier search's record (no Ray trial).
 REUSED_ID = "reused-"
@@ -55,6 +56,7 @@ class MlflowTracker(Callback):
         scheduler: Any = None,
         metric: str | None = None,
         gpu_per_trial: float = 0.0,
+        storage: str = "",
     ):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
@@ -66,6 +68,7 @@ class MlflowTracker(Callback):
         self.max_epochs = max_epochs
         self.scheduler = scheduler  # its stop reasons and PBT lineage become tags
         self.metric = metric  # its curve is kept for the search's plots (see seen())
+        self.storage = storage  # the configured storage: checkpoints are located in it
         self._curves: dict[str, list[tuple[int, float]]] = {}  # fresh trial id -> curve
         self._ended: dict[str, float] = {}  # trial id -> when it ended (epoch seconds)
         self._points = 0
@@ -263,7 +266,8 @@ class MlflowTracker(Callback):
         self._queue.put(("end", trial_id, (end_tags, STATUS_TO_MLFLOW["reused"], None)))
         self.reused.append(
             {"number": number, "trial_id": trial_id, "arch": arch, "metrics": metrics,
-             "epochs": epochs, "arch_key": config.get("arch_key", ""), "source": run_id}
+             "epochs": epochs, "arch_key": config.get("arch_key", ""), "source": run_id,
+             "checkpoint": source.get("checkpoint", "")}
         )  # fmt: skip
 
     def _claim_lost_run(self, trial_id: str, number: int, arch_hash: str) -> bool:
@@ -376,6 +380,10 @@ class MlflowTracker(Callback):
             if status != "stopped_early":  # a stop a crash kept from happening (status_of)
                 scheduler_tags.pop(T.STOP_REASON, None)
         tags = {T.STATUS: status, T.EPOCHS: str(epochs), **scheduler_tags}
+        checkpoint = getattr(trial, "checkpoint", None)
+        if checkpoint is not None:  # a later search reusing this trial rebuilds its model here
+            where = locate(checkpoint.path, getattr(self, "storage", ""))
+            tags[T.CHECKPOINT] = without_secrets(where)
         self.statuses[trial.trial_id] = status
         self._repeats.end(trial.trial_id)
         self._ended[trial.trial_id] = time.time()

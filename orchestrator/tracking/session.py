@@ -23,6 +23,7 @@ from orchestrator.config import ExperimentConfig, default_tracking_uri
 from orchestrator.core.phases import phase
 from orchestrator.errors import UserError, first_line
 from orchestrator.reporting.leaderboard import leaderboard, to_markdown
+from trainables.storage import without_secrets
 
 # Without this tag MLflow 3 opens an experiment on its GenAI overview, not on the runs.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -302,7 +303,7 @@ def finish_search(
     tables = {
         "leaderboard.csv": board.to_csv(index=False),
         "leaderboard.md": to_markdown(board) + "\n",
-        "trials.csv": trials.to_csv(index=False),
+        "trials.csv": recordable(trials).to_csv(index=False),
     }
     for name, text in tables.items():  # on the parent run, and next to Ray's results
         if out_dir:
@@ -332,6 +333,13 @@ def finish_search(
             client, run_id, tracking.experiment_id, trials, cfg.metric, cfg.mode, out_dir, seen
         )
     return tested
+
+
+def recordable(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials table as it may be recorded: checkpoint URIs without credentials."""
+    if "checkpoint" not in trials:
+        return trials
+    return trials.assign(checkpoint=trials["checkpoint"].fillna("").map(without_secrets))
 
 
 def end(tracking: Tracking, status: str) -> None:

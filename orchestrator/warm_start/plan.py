@@ -55,6 +55,7 @@ class PastTrial:
     run_id: str = ""
     experiment_id: str = ""
     metrics: dict[str, float] = field(default_factory=dict)  # the run's last values
+    checkpoint: str = ""  # its last checkpoint (tags.CHECKPOINT): a reused best model's source
 
 
 @dataclass
@@ -102,6 +103,7 @@ class WarmStart:
                 "experiment_id": p.experiment_id,
                 "epochs": p.epochs,
                 "metrics": p.metrics,
+                "checkpoint": p.checkpoint,
             }
             for key, p in self.answers.items()
         }

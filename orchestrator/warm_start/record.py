@@ -75,6 +75,7 @@ def _past_trial(run: Any, parent: Any, space: SearchSpace, metrics: list[str]) -
         run_id=run.info.run_id,
         experiment_id=run.info.experiment_id,
         metrics=dict(run.data.metrics),
+        checkpoint=tags.get(T.CHECKPOINT, ""),
     )
 
 
