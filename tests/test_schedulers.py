@@ -331,7 +331,7 @@ def test_after_an_exploit_the_searcher_learns_what_its_own_arch_reached():
         def ask(self):
             return space.sample(self.rng)
 
-        def tell(self, arch, value):
+        def update(self, arch, value):
             self.told.append((arch, value))
 
     strategy = Recorder()
