@@ -34,7 +34,7 @@ SCHEDULERS = ("fifo", "asha", "hyperband", "curve")
 EPOCH_TARGET, POINTS_TARGET = 1 / 3, 0.5
 
 
-# Each scheduler's options, None meaning nasorch's own default (README's scheduler table): ASHA
+# Each scheduler's options, None meaning nasorch's own default (docs/reference/schedulers.md): ASHA
 # grace period 1 (Ray's) and reduction factor 3 (Hyperband's eta = 3, Li et al. 2017), Hyperband
 # 3, the curve rule grace period 3 and margin 0.02. They were set when the schedulers were
 # written, before this benchmark existed, so none was tuned on its outcome. (An earlier default

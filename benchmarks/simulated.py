@@ -1,4 +1,4 @@
-"""Partial evaluation measured in simulated time: the README's "Simulated benchmarks" tables.
+"""Partial evaluation measured in simulated time: docs/benchmarks/simulated.md's tables.
 
     python benchmarks/simulated.py                       # the full grid of issue #15
     python benchmarks/simulated.py --seeds 3 --workers 4,32 --tasks 3945,7593 --trials 2000

@@ -146,7 +146,7 @@ def build_parser(wanted: Sequence[str] | None = None) -> argparse.ArgumentParser
     )  # fmt: skip
     p.add_argument(
         "--warm-start", action="append", default=[], metavar="EXPERIMENT",
-        help="learn from this MLflow experiment's trials (repeatable; see README, Warm start)",
+        help="learn from this MLflow experiment's trials (repeatable; docs/how-to/warm-start.md)",
     )  # fmt: skip
     p.set_defaults(func=_cmd_run)
 

@@ -76,7 +76,7 @@ class Tracking(_Strict):
 
 
 class WarmStart(_Strict):
-    """Earlier searches as this one's memory (README, "Warm start")."""
+    """Earlier searches as this one's memory (docs/how-to/warm-start.md)."""
 
     experiments: list[str] = Field(
         default_factory=list, description="MLflow experiments to learn from; default: this one"

@@ -118,7 +118,7 @@ PARAM_PREFIX = "param."  # a table's configuration columns: param.<name>
 
 def table_space(path: str, space: str | None = None) -> CandidateSpace:
     """`search_space: {name: table, options: {path: curves.csv}}`: the configurations of a
-    table (a curves CSV, README "Your own curves") and nothing else. `space` names the space
+    table (a curves CSV, docs/tutorials/choosing.md) and nothing else. `space` names the space
     whose keys its `arch` column holds (e.g. nb201); without it the `param.<name>` columns
     define the space."""
     import pandas as pd

@@ -357,7 +357,7 @@ def test_one_image_at_the_ray_version_nasorch_pins(cluster_specs, rayjob):
     assert base, "the Dockerfile is not based on a rayproject/ray GPU image"
     for version in [base.group(1), pinned, *(s["rayVersion"] for s in cluster_specs.values())]:
         assert version == pinned and ray_requirement.specifier.contains(version), version
-    # torch: the CUDA build of the version CI tests (README "Installing torch").
+    # torch: the CUDA build of the version CI tests (docs/getting-started/install.md).
     torch_pin = re.search(r"^torch==(\S+)$", (ROOT / "constraints.txt").read_text(), re.M)
     assert f'"torch=={torch_pin.group(1)}"' in dockerfile
     assert "-c constraints.txt" in dockerfile and "download.pytorch.org/whl/cpu" not in dockerfile

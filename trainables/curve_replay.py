@@ -20,7 +20,7 @@ from trainables.curves import CurveError, TableCurves
 class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str  # the curves CSV (README "Your own curves")
+    path: str  # the curves CSV (docs/tutorials/choosing.md)
     space: str | None = None  # the space named by its `arch` column, e.g. nb201
     metric: str = "val_accuracy"
     epochs: int  # a trial's budget: at most the curves' length

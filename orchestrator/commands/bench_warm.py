@@ -31,7 +31,7 @@ CHECKPOINTS = (10, 25, 50, 100, 200)
 SOURCE_SEED = 10_000  # the source search's seed is seed + this: not the target's random stream
 SHUFFLE_SEED = 0  # the permutation of --shuffle-source: fixed, so every run sees one task
 # The related task's best tried first: what transfer across NAS-Bench-201's datasets needed
-# (README, "Warm start and transfer"); the plan caps it at a quarter of --budget.
+# (docs/benchmarks/warm-start.md); the plan caps it at a quarter of --budget.
 TOP_K = 25
 
 

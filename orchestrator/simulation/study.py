@@ -2,7 +2,7 @@
 
 Budgets are simulated wall-clock time in units of the source's median full-trial time T: a run
 lasts `budget` x T, and regret is read at three budgets, early (budget/10), middle (budget *
-3/10) and late (budget). Output files in DIR (schemas in README, "Simulated benchmarks"):
+3/10) and late (budget). Output files in DIR (schemas in docs/benchmarks/simulated.md):
 
 - runs.csv: one row per run (source, combo, searcher, scheduler, workers, seed, trials, epochs,
   end_time_s, cpu_searcher_s, cpu_scheduler_s, cpu_bookkeeping_s, cpu_ms_per_trial,

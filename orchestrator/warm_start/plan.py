@@ -11,7 +11,7 @@
   suggested (in the order `seed_turn` gives), and their results on this task are told as any
   result is. They are never told as answers: a related task's numbers are not this task's.
   Given the search's `budget`, they take at most a quarter of it, so that a "related" task that
-  turns out unrelated costs at most that share. README, "Warm start and transfer", measures it:
+  turns out unrelated costs at most that share. docs/benchmarks/warm-start.md measures it:
   on NAS-Bench-201 across datasets, the best 25 of a 200-trial record reach within 25 trials
   what a cold start reaches in 100 on 4 of 6 pairs (misses of 0.10 and 0.013 points), and a
   shuffled source still ends level with a cold start at 100, within noise.
