@@ -5,7 +5,8 @@ training seconds at each) for the architectures of its `space`. `nasorch simulat
 in simulated time; the `curve` trainable replays them under real Ray Tune. Two kinds:
 
 - `TableCurves`: a CSV of curves, one row per (configuration, epoch). Its format
-  (docs/tutorials/choosing.md, "Your own curves"): `epoch` (1, 2, ...), the metric column, `time` (cumulative seconds) or
+  (docs/tutorials/choosing.md, "Your own curves"): `epoch` (1, 2, ...), the metric column,
+  `time` (cumulative seconds) or
   `epoch_seconds` (that epoch's seconds), and either an `arch` column holding a space's key
   (`space: nb201` parses NAS-Bench-201's cell strings) or configuration columns named
   `param.<name>`. The rows define the candidates: searchers propose only those.
