@@ -1,14 +1,10 @@
 import csv
 
+import pandas as pd
 import pytest
 
-from orchestrator.core.pareto import (
-    dominates,
-    hypervolume_2d,
-    pareto_front,
-    plot_front_png,
-    write_front_csv,
-)
+from orchestrator.core.pareto import dominates, hypervolume_2d, pareto_front
+from orchestrator.reporting.frontier import plot_fronts, write_front, write_front_csv
 
 
 def test_dominates_respects_modes():
@@ -49,10 +45,46 @@ def test_write_and_plot(tmp_path):
     write_front_csv(tmp_path / "f.csv", rows, ["arch", "acc", "params"])
     with open(tmp_path / "f.csv") as f:
         assert list(csv.DictReader(f))[1] == {"arch": "b", "acc": "92.0", "params": "20"}
-    plot_front_png(
+    plot_fronts(
         tmp_path / "f.png",
         {"x": [(10, 90), (20, 92)]},
         ["params", "acc"],
+        ["min", "max"],
         reference_front=[(5, 91)],
     )
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_search_front_is_written_once_by_reporting(tmp_path):
+    trials = pd.DataFrame(
+        {
+            "trial": ["t000", "t001", "t002", "t003"],
+            "acc": [0.9, 0.8, 0.95, 0.99],
+            "params": [10.0, 20.0, 30.0, 5.0],
+            "status": ["completed", "completed", "completed", "errored"],
+            "run_id": ["r0", None, "r2", "r3"],
+        }
+    )
+    metrics, paths = write_front(trials, ["acc", "params"], ["max", "min"], str(tmp_path))
+    assert metrics["pareto_points"] == 2  # t001 is dominated by t000; t003 errored
+    # reference: the worst seen (0.8, 30): t002 adds (0.95-0.8)*(30-30)=0, t000 (0.9-0.8)*20
+    assert metrics["hypervolume"] == pytest.approx(2.0)
+    with open(paths[0]) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["trial"] for r in rows] == ["t002", "t000"]
+    assert rows[0]["run_id"] == "r2"
+    assert paths[1].endswith(".png") and open(paths[1], "rb").read(4) == b"\x89PNG"
+
+
+def test_core_pareto_draws_nothing():
+    """Core stays pure: the plot and the CSV are reporting's (not even a lazy matplotlib)."""
+    import ast
+    from pathlib import Path
+
+    import orchestrator.core.pareto as core
+
+    tree = ast.parse(Path(core.__file__).read_text())
+    imported = {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    } | {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not imported & {"matplotlib", "csv", "pandas"}

@@ -195,12 +195,8 @@ def report_pareto(
     every run's front as CSV, and seed 0's front per searcher against the table's true front."""
     import numpy as np
 
-    from orchestrator.core.pareto import (
-        hypervolume_2d,
-        pareto_front,
-        plot_front_png,
-        write_front_csv,
-    )
+    from orchestrator.core.pareto import hypervolume_2d, pareto_front
+    from orchestrator.reporting.frontier import plot_fronts, write_front_csv
     from search_spaces import SEARCH_SPACES
 
     modes = [mode, "min"]
@@ -235,10 +231,11 @@ def report_pareto(
         if r["seed"] == 0:
             fronts[r["searcher"]] = [(pts[i][1], pts[i][0]) for i in idx]
     write_front_csv(out / "pareto_front.csv", rows, ["searcher", "seed", "arch", metric, obj2])
-    plot_front_png(
+    plot_fronts(
         out / "pareto_front.png",
         fronts,
         [obj2, metric],
+        ["min", mode],
         title=f"{table.path.name}: Pareto fronts after {job['budget']} evaluations (seed 0)",
         reference_front=[(c, v) for v, c in true_front],
     )

@@ -1,4 +1,5 @@
-"""Pareto fronts and 2-d hypervolume for multi-objective searches (pure functions).
+"""Pareto fronts and 2-d hypervolume for multi-objective searches (pure functions; their CSV and
+plot are written by reporting/frontier.py).
 
 `modes` gives each objective's better direction ("max" or "min"), so accuracy and parameter
 count can be mixed without the caller flipping signs.
@@ -6,10 +7,7 @@ count can be mixed without the caller flipping signs.
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Sequence
-from typing import Any
 
 Point = Sequence[float]
 
@@ -64,45 +62,3 @@ def hypervolume_2d(front: Sequence[Point], reference: Point, modes: Sequence[str
             area += (rx - x) * (best_y - y)
             best_y = y
     return area
-
-
-def write_front_csv(
-    path: str | os.PathLike, rows: Sequence[dict[str, Any]], columns: Sequence[str]
-) -> None:
-    """One row per front point (e.g. searcher, seed, arch and both objectives)."""
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-
-
-def plot_front_png(
-    path: str | os.PathLike,
-    fronts: dict[str, Sequence[Point]],
-    labels: Sequence[str],
-    title: str = "Pareto front",
-    reference_front: Sequence[Point] | None = None,
-) -> None:
-    """Each named front as a step line with markers; `reference_front` (e.g. the whole table's)
-    in grey behind them. `labels` name the two axes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    if reference_front:
-        xs, ys = zip(*sorted(reference_front), strict=True)
-        ax.step(xs, ys, where="post", color="0.6", lw=2.5, alpha=0.6, label="true front")
-    for name, pts in fronts.items():
-        if pts:
-            xs, ys = zip(*sorted(pts), strict=True)
-            ax.step(xs, ys, where="post", marker="o", ms=3, lw=1.2, label=name)
-    ax.set_xlabel(labels[0])
-    ax.set_ylabel(labels[1])
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -1,13 +1,16 @@
-"""The Pareto front of a finished multi-objective search: CSV, PNG and hypervolume."""
+"""Pareto fronts written out: the CSV and the plot, for a finished search (`write_front`) and for
+`nasorch bench`'s fronts per searcher. The fronts themselves are computed in core/pareto.py."""
 
 from __future__ import annotations
 
+import csv
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-from orchestrator.core.pareto import hypervolume_2d, pareto_front
+from orchestrator.core.pareto import Point, hypervolume_2d, pareto_front
 
 FRONT_CSV = "pareto_front.csv"
 FRONT_PNG = "pareto_front.png"
@@ -33,27 +36,68 @@ def write_front(
     os.makedirs(out_dir, exist_ok=True)
     csv_path = os.path.join(out_dir, FRONT_CSV)
     keep = [c for c in ["trial", *names, "arch", "status", "run_id"] if c in front]
-    front[keep].to_csv(csv_path, index=False)
+    rows = front[keep].astype(object).where(front[keep].notna(), None)  # empty, not "nan"
+    write_front_csv(csv_path, rows.to_dict("records"), keep)
     png_path = os.path.join(out_dir, FRONT_PNG)
-    _plot(done, front, names, modes, png_path)
+    ordered = front.sort_values(names[0])
+    plot_fronts(
+        png_path,
+        {"Pareto front": ordered[names[:2]].values.tolist()},
+        names[:2],
+        modes[:2],
+        trials=done[names[:2]].values.tolist(),
+        point_names=ordered["trial"].tolist() if "trial" in ordered else None,
+    )
     return metrics, [csv_path, png_path]
 
 
-def _plot(done: pd.DataFrame, front: pd.DataFrame, names: list[str], modes: list[str], path: str):
-    from matplotlib.figure import Figure
+def write_front_csv(
+    path: str | os.PathLike, rows: Sequence[dict[str, Any]], columns: Sequence[str]
+) -> None:
+    """One row per front point (e.g. trial or searcher and seed, arch and the objectives)."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
 
-    x, y = names[0], names[1]
+
+def plot_fronts(
+    path: str | os.PathLike,
+    fronts: dict[str, Sequence[Point]],
+    labels: Sequence[str],
+    modes: Sequence[str],
+    *,
+    title: str | None = None,
+    trials: Sequence[Point] | None = None,
+    reference_front: Sequence[Point] | None = None,
+    point_names: Sequence[str] | None = None,
+) -> None:
+    """Each named front as a step line with markers over two objectives (`labels`, `modes`);
+    behind them every trial's point (`trials`) and a reference front (e.g. a whole table's) in
+    grey. `point_names` label the points of a single front (a search's trial names)."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    # The line holds each point's second objective over the first objective's values it still
+    # reaches: rightwards when the first is minimised, leftwards when it is maximised.
+    where = "post" if modes[0] == "min" else "pre"
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
-    ax.scatter(done[x], done[y], s=14, color="0.65", label="trials")
-    ordered = front.sort_values(x)
-    ax.step(ordered[x], ordered[y], where="post" if modes[1] == "min" else "pre", color="C3")
-    ax.scatter(ordered[x], ordered[y], s=30, color="C3", zorder=3, label="Pareto front")
-    for row in ordered.itertuples():
-        ax.annotate(row.trial, (getattr(row, x), getattr(row, y)), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")  # fmt: skip
-    ax.set_xlabel(f"{x} ({'higher' if modes[0] == 'max' else 'lower'} is better)")
-    ax.set_ylabel(f"{y} ({'higher' if modes[1] == 'max' else 'lower'} is better)")
+    if trials:
+        ax.scatter(*zip(*trials, strict=True), s=14, color="0.65", label="trials")
+    if reference_front:
+        xs, ys = zip(*sorted(reference_front), strict=True)
+        ax.step(xs, ys, where=where, color="0.6", lw=2.5, alpha=0.6, label="true front")
+    for i, (name, pts) in enumerate(fronts.items()):
+        if pts:
+            xs, ys = zip(*sorted(pts), strict=True)
+            ax.step(xs, ys, where=where, marker="o", ms=4, lw=1.2, color=f"C{i}", label=name)
+    if point_names and len(fronts) == 1:
+        for label, (x, y) in zip(point_names, next(iter(fronts.values())), strict=True):
+            ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for axis, label, mode in zip((ax.set_xlabel, ax.set_ylabel), labels, modes, strict=False):
+        axis(f"{label} ({'higher' if mode == 'max' else 'lower'} is better)")
+    if title:
+        ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
