@@ -19,8 +19,6 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from search_spaces.cost_names import LIMIT_KEYS  # noqa: E402,F401  (re-exported)
-
 
 @dataclass(frozen=True)
 class Cost:
@@ -149,24 +147,3 @@ def analytic_flops(model: nn.Module, x: torch.Tensor) -> int:
         for h in handles:
             h.remove()
     return total
-
-
-def check_constraints(cost: Cost, limits: dict[str, float | None]) -> list[str]:
-    """Human-readable violations of `limits` (keys max_params, max_flops, max_latency_ms,
-    max_size_mb; a None limit is ignored). An empty list means every limit holds."""
-    unknown = sorted(set(limits) - set(LIMIT_KEYS))
-    if unknown:
-        raise ValueError(f"unknown limit {unknown[0]!r}; allowed: {', '.join(LIMIT_KEYS)}")
-    out = []
-    for key, limit in limits.items():
-        if limit is None:
-            continue
-        field, unit = LIMIT_KEYS[key]
-        value = getattr(cost, field)
-        if value > limit:
-            out.append(f"{field} {_fmt(value)} {unit} exceeds {key} {_fmt(limit)}")
-    return out
-
-
-def _fmt(value: float) -> str:
-    return f"{value:,}" if float(value).is_integer() else f"{value:.3g}"

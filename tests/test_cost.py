@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from search_spaces import cost
-from search_spaces.cost import Cost, check_constraints, measure
+from search_spaces.cost import Cost, measure
+from search_spaces.cost_names import limit_violations
 
 
 def test_flops_of_a_linear_model_are_the_analytic_value():
@@ -74,21 +75,27 @@ def test_as_metrics_has_the_four_names():
     assert c.as_metrics() == {"num_params": 10, "flops": 20, "latency_ms": 0.5, "size_mb": 0.1}
 
 
-def test_check_constraints_reports_each_violation():
-    c = Cost(num_params=1_500_000, flops=3_000, latency_ms=2.5, size_mb=5.7)
-    assert check_constraints(c, {}) == []
-    assert check_constraints(c, {"max_params": 2_000_000, "max_latency_ms": 3}) == []
-    out = check_constraints(c, {"max_params": 1_000_000, "max_flops": None, "max_size_mb": 4})
-    assert out == [
-        "num_params 1,500,000 parameters exceeds max_params 1,000,000",
-        "size_mb 5.7 MB exceeds max_size_mb 4",
-    ]
-    assert len(check_constraints(c, {"max_flops": 100, "max_latency_ms": 1.0})) == 2
+def test_limit_violations_name_the_limit_and_the_value():
+    c = Cost(num_params=1_500_000, flops=3_000, latency_ms=2.5, size_mb=5.7).as_metrics()
+    assert limit_violations(c, {}) == {}
+    assert limit_violations(c, {"max_params": 2_000_000, "max_latency_ms": 3}) == {}
+    out = limit_violations(c, {"max_params": 1_000_000, "max_flops": None, "max_size_mb": 4})
+    assert out == {
+        "max_params": "constraints.max_params: num_params 1,500,000 parameters exceeds the limit "
+        "1,000,000",
+        "max_size_mb": "constraints.max_size_mb: size_mb 5.7 MB exceeds the limit 4",
+    }
+    assert set(limit_violations(c, {"max_flops": 100, "max_latency_ms": 1.0})) == {
+        "max_flops",
+        "max_latency_ms",
+    }
 
 
-def test_check_constraints_rejects_unknown_keys():
-    with pytest.raises(ValueError, match="max_param.*allowed: max_params, max_flops"):
-        check_constraints(Cost(1, 1, 1.0, 1.0), {"max_param": 5})
+def test_limit_violations_refuse_unknown_limits_and_missing_costs():
+    with pytest.raises(ValueError, match="constraints.max_param: .*allowed: max_params, max_flops"):
+        limit_violations(Cost(1, 1, 1.0, 1.0).as_metrics(), {"max_param": 5})
+    with pytest.raises(ValueError, match="constraints.max_flops: this search space cannot tell"):
+        limit_violations({"num_params": 3}, {"max_flops": 5})
 
 
 def test_bad_repeat_counts_are_refused():

@@ -15,6 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from search_spaces.cost_names import LIMIT_KEYS, limit_violations
+
 log = logging.getLogger(__name__)
 
 
@@ -130,24 +132,11 @@ class Gate:
 
     @staticmethod
     def cost_metric(limit: str) -> str:
-        from search_spaces.cost_names import LIMIT_KEYS
-
         return LIMIT_KEYS[limit][0]
 
     def violations(self, cost: dict[str, float]) -> dict[str, str]:
-        """Limit name -> why it is violated."""
-        from search_spaces.cost_names import LIMIT_KEYS
-
-        out = {}
-        for limit_key, limit in self.limits.items():
-            metric, unit = LIMIT_KEYS[limit_key]
-            if metric not in cost:
-                raise ValueError(f"constraints.{limit_key}: this search space cannot tell {metric}")
-            if cost[metric] > limit:
-                out[limit_key] = (
-                    f"{metric} {cost[metric]:.4g} {unit} exceeds {limit_key} {limit:.4g}"
-                )
-        return out
+        """Limit name -> why it is violated (search_spaces.cost_names.limit_violations)."""
+        return limit_violations(cost, self.limits)
 
     def done(self, arch: dict, value: Any) -> list[dict]:
         """Record a finished trial's value; returns the waiting duplicates to tell as well."""
