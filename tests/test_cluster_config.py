@@ -35,9 +35,9 @@ def commands(cluster) -> list[str]:
 
 @pytest.fixture(scope="module")
 def readme_section() -> str:
-    text = (ROOT / "README.md").read_text()
-    match = re.search(r"^## Launch on a cluster\n(.*?)(?=^## )", text, re.S | re.M)
-    assert match, "README has no '## Launch on a cluster' section"
+    text = (ROOT / "docs" / "tutorials" / "cluster.md").read_text()
+    match = re.search(r"^## 2\. The cluster\n(.*?)(?=^## )", text, re.S | re.M)
+    assert match, "docs/tutorials/cluster.md has no '## 2. The cluster' section"
     return match.group(1)
 
 
