@@ -8,6 +8,7 @@ before anything starts."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -35,8 +36,11 @@ integration = pytest.mark.integration
 def stack() -> Iterator[dict]:
     """PostgreSQL, the S3 server and the authenticated MLflow server on them; stopped after."""
     root = Path(tempfile.mkdtemp(prefix="nasorch-prod-"))
-    with postgres() as db, s3_server(root) as s3, production_mlflow(root, db, s3) as server:
-        yield {"db": db, "s3": s3, "server": server, "root": root}
+    try:
+        with postgres() as db, s3_server(root) as s3, production_mlflow(root, db, s3) as server:
+            yield {"db": db, "s3": s3, "server": server, "root": root}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def search_config(folder: Path, name: str, tracking: dict) -> Path:
