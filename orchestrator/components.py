@@ -58,11 +58,14 @@ class Components:
 def build(cfg: ExperimentConfig) -> Components:
     space = build_space(cfg)
     trainable = resolve_trainable(cfg)
+    strategy, scheduler = build_strategy(cfg, space), build_scheduler(cfg, trainable)
+    if hasattr(scheduler, "consult"):  # the `fidelity` scheduler decides with the model
+        scheduler.consult(strategy)  # the same objects in Ray's snapshot: a resume keeps this
     return Components(
         space=space,
-        strategy=build_strategy(cfg, space),
+        strategy=strategy,
         trainable=trainable,
-        scheduler=build_scheduler(cfg, trainable),
+        scheduler=scheduler,
         gate=build_gate(cfg, space, trainable),
     )
 

@@ -15,7 +15,7 @@ from orchestrator import compat
 
 # nasorch's own records on a scheduler: why trials stopped, PBT's exploits (see stopping.py and
 # population.py). They become MLflow tags when a trial ends, so they must survive a resume.
-RECORDS = ("stop_reasons", "exploits", "_tagged")
+RECORDS = ("stop_reasons", "exploits", "_tagged", "rung_records")  # rungs: fidelity, one_epoch
 
 
 class SchedulerState(Callback):

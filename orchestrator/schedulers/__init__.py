@@ -13,6 +13,8 @@ from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from orchestrator.schedulers.fidelity import FidelityScheduler
+from orchestrator.schedulers.one_epoch import OneEpochTopK
 from orchestrator.schedulers.population import DEFAULT_HYPERPARAMS, PBT
 from orchestrator.schedulers.stopping import ASHA, CurveStopping, Hyperband, MedianStopping
 
@@ -37,6 +39,23 @@ def asha(
 def hyperband(max_t: int, reduction_factor: float = 3) -> TrialScheduler:
     _check_reduction(reduction_factor)
     return Hyperband(max_t=max_t, reduction_factor=reduction_factor)
+
+
+def fidelity(max_t: int, grace_period: int = 1, reduction_factor: float = 3) -> TrialScheduler:
+    """ASHA's rungs, promotion by the `fidelity` searcher's expected improvement."""
+    _check_epochs("grace_period", grace_period, max_t)
+    _check_reduction(reduction_factor)
+    return FidelityScheduler(
+        max_t=max_t, grace_period=grace_period, reduction_factor=reduction_factor
+    )
+
+
+def one_epoch(max_t: int, epoch: int = 1, top_k: int = 3) -> TrialScheduler:
+    """Egele et al.'s baseline: `epoch` epochs each, the best `top_k` so far to the end."""
+    _check_epochs("epoch", epoch, max_t)
+    if not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be a whole number >= 1, got {top_k}")
+    return OneEpochTopK(max_t=max_t, epoch=epoch, top_k=top_k)
 
 
 def median(max_t: int, grace_period: int = 1, min_samples_required: int = 3) -> TrialScheduler:
@@ -139,6 +158,8 @@ SCHEDULERS = {
     "hyperband": hyperband,
     "median": median,
     "curve": curve,
+    "fidelity": fidelity,
+    "one_epoch": one_epoch,
     "pbt": pbt,
     "pb2": pb2,
 }

@@ -9,6 +9,7 @@ from functools import partial
 from orchestrator.searchers.base import Strategy
 from orchestrator.searchers.darts import DartsSearch
 from orchestrator.searchers.evolution import RegularizedEvolution
+from orchestrator.searchers.fidelity import FidelitySearch
 from orchestrator.searchers.guided import GuidedSearch
 from orchestrator.searchers.local import LocalSearch
 from orchestrator.searchers.optuna import OptunaStrategy, to_optuna
@@ -24,6 +25,7 @@ STRATEGIES = {
     "reinforce": Reinforce,
     "guided": GuidedSearch,
     "rungs": RungGuidedSearch,
+    "fidelity": FidelitySearch,
     "supernet": SupernetSearch,
     "darts": DartsSearch,
     "darts_pt": partial(DartsSearch, select="perturbation", arch_lr=0.0),

@@ -93,6 +93,8 @@ def simulate(
     options = {**SCHEDULER_DEFAULTS.get(scheduler, {}), **(scheduler_options or {})}
     sched = SCHEDULERS[scheduler](source.max_epochs, **options)
     sched.set_search_properties(source.metric, source.mode)
+    if hasattr(sched, "consult"):  # the `fidelity` scheduler decides with the searcher's model
+        sched.consult(strategy)
     adapter = StrategySearcher(
         strategy, metric=source.metric, mode=source.mode, base_config={},
         gate=Gate(source.space), seed=seed, objectives=list(objectives),

@@ -1,0 +1,139 @@
+"""The `fidelity` scheduler: ASHA's rungs, with promotion by expected improvement (our own).
+
+At each of ASHA's rungs (grace_period x reduction_factor^k epochs) a trial outside the top
+1/reduction_factor of that rung's results so far is stopped, exactly as Ray's ASHA would: the
+safety net. A trial that survives is not continued at once, as ASHA does, but weighed: when
+the searcher's model (the `fidelity` searcher, consulted through `consult`) rates continuing it
+to its next rung below starting a new configuration or resuming another paused trial, by EI at
+the rung each would reach, the trial pauses and frees its worker. When a worker frees,
+`choose_trial_to_run` resumes the paused trial of the largest EI when it beats a new one.
+With any other searcher (no model) it decides as ASHA does and pauses nothing.
+
+Why: ASHA promotes every trial in a rung's top third as soon as it gets there, so a good
+searcher's proposals take most of the epochs; with few workers that is most of the budget.
+Weighing a promotion against a fresh configuration is DyHPO's decision, made here at ASHA's
+rungs so that what ASHA would stop is still stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import FIFOScheduler
+
+from orchestrator.schedulers.stopping import CONTINUE, STOP, TIME_ATTR, StopReasons
+
+PAUSE = FIFOScheduler.PAUSE
+
+
+class FidelityScheduler(StopReasons, FIFOScheduler):
+    def __init__(self, *, max_t: int, grace_period: int = 1, reduction_factor: float = 3):
+        super().__init__()
+        self.max_t, self.reduction_factor = max_t, reduction_factor
+        self.milestones: list[int] = []
+        m = float(grace_period)
+        while round(m) < max_t:
+            if not self.milestones or round(m) > self.milestones[-1]:
+                self.milestones.append(round(m))
+            m *= reduction_factor
+        # Rung -> trial id -> score (higher is better); carried through snapshots by
+        # resumable/scheduler_state.py like the stop reasons.
+        self.rung_records: dict[str, dict[str, float]] = {}
+        self.stop_reasons = {}
+        self.model: Any = None  # the searcher whose `gains` / `new_gain` decide promotions
+        self._starved = False  # asked for a new trial, and none came: resume a paused one
+        self._gains: dict[str, tuple[int, float]] = {}  # paused trial -> (model version, EI)
+
+    def consult(self, strategy: Any) -> None:
+        """Decide promotions with `strategy`'s model, when it has one (the `fidelity`
+        searcher); it predicts up to this scheduler's last epoch."""
+        if hasattr(strategy, "gains") and hasattr(strategy, "new_gain"):
+            self.model = strategy
+            strategy.horizon = self.max_t
+
+    def _next(self, epoch: int) -> int:
+        return next((m for m in self.milestones if m > epoch), self.max_t)
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self._starved = False
+        super().on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        self._trains_on(trial.trial_id)
+        t, value = result.get(TIME_ATTR), result.get(self.metric)
+        if t is None or not isinstance(value, (int, float)) or t not in self.milestones:
+            return CONTINUE
+        score = float(value) if self.search_mode != "min" else -float(value)
+        recorded = self.rung_records.setdefault(str(t), {})
+        again = trial.trial_id in recorded  # a resumed trial repeating its rung
+        cutoff = None
+        if recorded and not again:  # Ray's ASHA: the top 1/rf of the results before this one
+            cutoff = float(np.nanpercentile(list(recorded.values()), 100 / self.reduction_factor
+                                            * (self.reduction_factor - 1)))  # fmt: skip
+        recorded[trial.trial_id] = score
+        if cutoff is not None and score < cutoff:
+            sign = 1.0 if self.search_mode != "min" else -1.0
+            self.stop_reasons[trial.trial_id] = (
+                f"fidelity rung {t}: {self.metric} {value:.4f} {self._worse()} the rung's cutoff "
+                f"{sign * cutoff:.4f} (top 1/{self.reduction_factor:g} of {len(recorded)} trials "
+                "go on)"
+            )
+            return STOP
+        if self.model is None:
+            return CONTINUE
+        mine = self.model.gains([trial.config["arch"]], [self._next(t)])
+        if mine is None:
+            return CONTINUE
+        paused = self._best_paused(tune_controller)
+        rival = max(self._new_gain(), paused[1] if paused else 0.0)
+        return CONTINUE if mine[0] >= rival else PAUSE
+
+    def _new_gain(self) -> float:
+        gain = self.model.new_gain(self.milestones[0] if self.milestones else self.max_t)
+        return 0.0 if gain is None else gain
+
+    def _best_paused(self, tune_controller: Any) -> tuple[Any, float] | None:
+        paused = [t for t in tune_controller.get_trials() if t.status == Trial.PAUSED]
+        if not paused:
+            return None
+        if self.model is None:
+            return paused[0], 0.0
+        # A paused trial's EI changes only when the model is refit: computed once per fit.
+        self.model.model()  # refit first when due, so the version read is the one used
+        version = self.model.version
+        stale = [t for t in paused if self._gains.get(t.trial_id, (None,))[0] != version]
+        if stale:
+            epochs = [self._next(t.last_result.get(TIME_ATTR, 0)) for t in stale]
+            gains = self.model.gains([t.config["arch"] for t in stale], epochs)
+            if gains is None:
+                return paused[0], 0.0
+            for t, g in zip(stale, gains, strict=True):
+                self._gains[t.trial_id] = (version, float(g))
+        best = max(paused, key=lambda t: self._gains[t.trial_id][1])
+        return best, self._gains[best.trial_id][1]
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        pending = next((t for t in tune_controller.get_trials() if t.status == Trial.PENDING),
+                       None)  # fmt: skip
+        paused = self._best_paused(tune_controller)
+        if paused is not None:
+            new = self._new_gain() if self.model is not None else 0.0
+            if self._starved or pending is None and self.model is None or paused[1] > new:
+                self._gains.pop(paused[0].trial_id, None)  # its next rung is another
+                return paused[0]
+        if pending is None and paused is not None:
+            self._starved = True  # the next call resumes one, unless a new trial comes first
+        return pending
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self._gains.pop(trial.trial_id, None)
+        super().on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        self._gains.pop(trial.trial_id, None)
+        super().on_trial_remove(tune_controller, trial)
+
+    def debug_string(self) -> str:
+        return f"FidelityScheduler: {len(self.stop_reasons)} stopped"

@@ -1,0 +1,112 @@
+"""The `fidelity` searcher and scheduler (EI over configuration x epoch, promotion at ASHA's
+rungs) and the one-epoch top-k baseline, in simulated time."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.schedulers import SCHEDULERS
+from orchestrator.schedulers.fidelity import PAUSE, FidelityScheduler
+from orchestrator.searchers.fidelity import FidelitySearch
+from orchestrator.simulation import build_source, simulate
+from tests.test_simulation import write_curves
+from trainables.curves import TableCurves
+
+
+def test_without_a_model_the_fidelity_scheduler_stops_what_asha_stops():
+    source = build_source("nb201")
+    asha = simulate(source, "random", "asha", workers=4, seed=2, max_trials=60)
+    ours = simulate(source, "random", "fidelity", workers=4, seed=2, max_trials=60)
+    assert ours.stops == asha.stops and ours.trajectory == asha.trajectory
+
+
+def test_the_model_pauses_promotions_and_resumes_them(monkeypatch):
+    pauses: list[tuple[str, int]] = []
+    decide = FidelityScheduler.on_trial_result
+
+    def spy(self, controller, trial, result):
+        action = decide(self, controller, trial, result)
+        if action == PAUSE:
+            pauses.append((trial.trial_id, result["training_iteration"]))
+        return action
+
+    monkeypatch.setattr(FidelityScheduler, "on_trial_result", spy)
+    source = build_source("nb201")
+    result = simulate(source, "fidelity", "fidelity", workers=2, seed=0, max_trials=80)
+    assert pauses, "the model never preferred another trial to a promotion"
+    reached = {f"s{number:06d}": epoch for number, epoch, _ in result.stops}
+    resumed = [t for t, epoch in pauses if reached.get(t, epoch) > epoch]
+    assert resumed, "no paused trial was ever continued"
+
+
+def test_paused_trials_are_resumed_once_the_searcher_has_nothing_new(tmp_path):
+    source = TableCurves.load(write_curves(tmp_path / "c.csv", n=14))
+    result = simulate(source, "fidelity", "fidelity", workers=2, seed=1,
+                      searcher_options={"num_init": 3, "min_points": 3})  # fmt: skip
+    assert result.trials == 14 and len(result.stops) == 14  # every trial ended, none left paused
+
+
+def observed(source, strategy, archs, epochs: int) -> None:
+    for arch in archs:
+        for epoch, value in enumerate(source.curve(arch).values[:epochs], start=1):
+            strategy.observe(arch, epoch, value)
+
+
+def test_gains_rank_a_good_curve_above_a_poor_one_and_the_state_refits_alike(tmp_path):
+    source = TableCurves.load(write_curves(tmp_path / "c.csv", n=40))
+    strategy = FidelitySearch(source.space, seed=0, num_init=3, min_points=3, refit_every=4)
+    strategy.horizon = source.max_epochs
+    archs = [strategy.ask() for _ in range(12)]
+    observed(source, strategy, archs, 3)
+    finals = {source.space.key(a): source.curve(a).values[2] for a in archs}
+    good = max(archs, key=lambda a: finals[source.space.key(a)])
+    poor = min(archs, key=lambda a: finals[source.space.key(a)])
+    gains = strategy.gains([good, poor], [9, 9])
+    assert gains is not None and gains[0] > gains[1]
+    assert strategy.fitted_at == len(strategy.obs) == 36
+    restored = FidelitySearch(source.space, seed=99, num_init=3, min_points=3, refit_every=4)
+    restored.horizon = source.max_epochs
+    restored.load_state(json.loads(json.dumps(strategy.state())))
+    assert restored.gains([good, poor], [9, 9]) == pytest.approx(gains)
+    assert [restored.ask() for _ in range(5)] == [strategy.ask() for _ in range(5)]
+
+
+def test_the_model_is_refit_less_often_as_observations_accumulate():
+    space = build_source("nb201").space
+    strategy = FidelitySearch(space, seed=0, min_points=2, refit_every=8, max_points=16)
+    fits = []
+    for i in range(600):
+        strategy.observe(strategy.ask(), 1 + i % 5, float(i % 37))
+        if strategy.model() is not None and (not fits or fits[-1] != strategy.fitted_at):
+            fits.append(strategy.fitted_at)
+    assert len(fits) < 600 // 8  # every 8 at first, then every 1/16th more
+    assert strategy._model.x.shape[0] <= 16  # the training set is capped
+
+
+def test_one_epoch_top_k_continues_only_the_best_so_far(tmp_path):
+    source = TableCurves.load(write_curves(tmp_path / "c.csv", n=30))
+    result = simulate(source, "random", "one_epoch", workers=1, seed=0, keep_trials=True,
+                      scheduler_options={"top_k": 3})  # fmt: skip
+    assert {e for _, e, status in result.stops if status == "stopped"} == {1}
+    seen: list[float] = []
+    for arch, _, epochs, _ in result.ended:  # one worker: each trial ends before the next
+        first = float(source.curve(arch).values[0])
+        top = sorted(seen, reverse=True)[:3]
+        assert (epochs > 1) == (len(top) < 3 or first > top[-1])
+        seen.append(first)
+    assert 3 <= sum(e > 1 for _, _, e, _ in result.ended) < 30
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("one_epoch", {"top_k": 0}, "top_k"),
+        ("one_epoch", {"epoch": 99}, "epoch"),
+        ("fidelity", {"reduction_factor": 1}, "reduction_factor"),
+    ],
+)
+def test_scheduler_options_are_checked(name, options, message):
+    with pytest.raises(ValueError, match=message):
+        SCHEDULERS[name](9, **options)
