@@ -213,7 +213,8 @@ def test_the_cluster_chapter(request, monkeypatch):
         assert counted == list(range(1, TRIALS + 1)), f"{numbers}\n{tails(logs[2:4])}"
         # The artifacts are on S3, through the server; the model loads in a fresh process.
         assert s3.keys(f"mlartifacts/{experiment.experiment_id}/")
-        assert load_and_predict(f"models:/{NAME}/1", {**driver_env})[0] == 4
+        user = {**driver_env, "MLFLOW_TRACKING_URI": mlflow_server.uri}
+        assert load_and_predict(f"models:/{NAME}/1", user)[0] == 4
 
         ours += process_tree([db.pid, s3.pid, mlflow_server.pid, head.pid, resumed.pid])
 
