@@ -7,7 +7,8 @@ Part 1 runs `nasorch simulate` (orchestrator/simulation/study.py) on the NB201 c
 LCBench tasks, every combination at each worker count, and prints mean normalised regret and
 average rank at the early, middle and late budgets (files in --out). Part 2 measures the
 decision loop's CPU per trial (searcher + scheduler, no training) for each searcher with ASHA
-at 256 simulated workers, at 1k, 2k, 5k and 10k trials, and plots it.
+(`fidelity` with its own scheduler) at 256 simulated workers, at 1k, 2k, 5k and 10k trials,
+and plots it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from orchestrator.simulation import (  # noqa: E402
 from trainables.lcbench import REPORTED_TASKS  # noqa: E402
 
 MARKS = (1000, 2000, 5000, 10000)
+# A searcher measured with its own scheduler companion (its promotions are decisions too).
+COST_SCHEDULERS = {"fidelity": "fidelity"}
 
 
 def main() -> None:
@@ -39,7 +42,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=10.0)
     parser.add_argument("--max-trials", type=int, default=10_000)
     parser.add_argument("--trials", type=int, default=10_000, help="part 2: trials per run")
-    parser.add_argument("--cost-searchers", default="random,tpe,guided,rungs")
+    parser.add_argument("--cost-searchers", default="random,tpe,guided,rungs,fidelity")
     parser.add_argument("--skip", choices=("quality", "cost"), default=None)
     parser.add_argument("--processes", type=int, default=None)
     parser.add_argument("--out", default="simulate-bench")
@@ -62,7 +65,8 @@ def _cost(searcher: str, trials: int) -> tuple[str, list[tuple[int, float]], flo
     source = build_source(f"lcbench:{REPORTED_TASKS[0]}")
     began = time.perf_counter()
     marks = tuple(m for m in MARKS if m <= trials) or (trials,)
-    result = simulate(source, searcher, "asha", workers=256, seed=0, max_trials=trials,
+    scheduler = COST_SCHEDULERS.get(searcher, "asha")
+    result = simulate(source, searcher, scheduler, workers=256, seed=0, max_trials=trials,
                       cost_marks=marks)  # fmt: skip
     return searcher, result.cost_at, time.perf_counter() - began
 
@@ -73,7 +77,8 @@ def decision_cost(searchers: list[str], trials: int, out: Path, processes: int |
     out.mkdir(parents=True, exist_ok=True)
     with multiprocessing.get_context("fork").Pool(processes) as pool:
         rows = pool.starmap(_cost, [(s, trials) for s in searchers])
-    print(f"\ndecision loop CPU per trial (ms; searcher + scheduler), ASHA, 256 workers, "
+    print(f"\ndecision loop CPU per trial (ms; searcher + scheduler), ASHA (fidelity: its own "
+          f"scheduler), 256 workers, "
           f"LCBench {REPORTED_TASKS[0]}")  # fmt: skip
     marks = sorted({n for _, at, _ in rows for n, _ in at})
     print(f"{'searcher':10s}" + "".join(f"{n:>10d}" for n in marks) + f"{'wall s':>10s}")

@@ -11,6 +11,7 @@ from orchestrator.schedulers import SCHEDULERS
 from orchestrator.schedulers.fidelity import PAUSE, FidelityScheduler
 from orchestrator.searchers.fidelity import FidelitySearch
 from orchestrator.simulation import build_source, simulate
+from orchestrator.simulation.setup import combo_parts
 from tests.test_simulation import write_curves
 from trainables.curves import TableCurves
 
@@ -110,3 +111,18 @@ def test_one_epoch_top_k_continues_only_the_best_so_far(tmp_path):
 def test_scheduler_options_are_checked(name, options, message):
     with pytest.raises(ValueError, match=message):
         SCHEDULERS[name](9, **options)
+
+
+NEW_COMBOS = ["random+async_hyperband", "random+one_epoch", "fidelity+fidelity"]
+
+
+@pytest.mark.parametrize("combo", NEW_COMBOS)
+def test_the_new_combinations_run_inside_the_table(tmp_path, combo):
+    source = TableCurves.load(write_curves(tmp_path / "c.csv", n=30))
+    searcher, scheduler, options = combo_parts(combo)
+    runs = [simulate(source, searcher, scheduler, workers=3, seed=1, scheduler_options=options)
+            for _ in range(2)]  # fmt: skip
+    assert runs[0].trials == 30 and runs[0].trajectory and len(runs[0].stops) == 30
+    assert runs[0].stops == runs[1].stops  # seeded: the same run
+    if combo == "random+async_hyperband":
+        assert combo_parts(combo)[1:] == ("asha", {"brackets": 3})

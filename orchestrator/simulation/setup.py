@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from orchestrator.components import make_strategy
 from orchestrator.core.gate import Gate
 from orchestrator.errors import UserError
@@ -21,16 +23,31 @@ from orchestrator.simulation.engine import SimResult, Simulation
 from orchestrator.warm_start.plan import WarmStart, seed_turn
 from trainables.curves import CurveError, CurveSource, TableCurves, data_path
 
-# The combinations the simulator compares (searcher+scheduler); `ours` marks our own.
-COMBOS = {
+# The combinations the simulator compares (searcher+scheduler); `ours` marks our own. An entry
+# may name its scheduler and options when the name alone is not a registry pair.
+COMBOS: dict[str, dict[str, Any]] = {
     "random+fifo": {},
     "random+asha": {},
     "random+hyperband": {},
+    # Hyperband through ASHA: asynchronous brackets of grace 1, 3 and 9 epochs (Li et al. 2020)
+    "random+async_hyperband": {"scheduler": "asha", "scheduler_options": {"brackets": 3}},
+    "random+one_epoch": {},  # Egele et al. 2023: one epoch each, the best 3 so far to the end
     "tpe+asha": {},  # BOHB-style: a model-based searcher with successive halving
     "guided+asha": {},
     "random+curve": {},
     "rungs+asha": {"ours": True},
+    "fidelity+fidelity": {"ours": True},  # EI over (config, epoch) for new trials and promotions
 }
+
+
+def combo_parts(combo: str) -> tuple[str, str, dict[str, Any]]:
+    """(searcher, scheduler, scheduler options) of a combination: a COMBOS entry's own, else
+    the names either side of the `+`."""
+    searcher, _, scheduler = combo.partition("+")
+    entry = COMBOS.get(combo, {})
+    return searcher, entry.get("scheduler", scheduler), dict(entry.get("scheduler_options", {}))
+
+
 # Ray's PBT and PB2 pause a trial, save its checkpoint and restart it with another trial's
 # weights and a perturbed config: hooks of Ray's TuneController that the simulated one lacks.
 SIMULATED_SCHEDULERS = tuple(name for name in SCHEDULERS if name not in ("pbt", "pb2"))
@@ -92,6 +109,10 @@ def simulate(
     )
     options = {**SCHEDULER_DEFAULTS.get(scheduler, {}), **(scheduler_options or {})}
     sched = SCHEDULERS[scheduler](source.max_epochs, **options)
+    if options.get("brackets", 1) > 1:
+        # Ray's ASHA draws each trial's bracket from numpy's global generator: seeded here, so
+        # the same seed gives the same run, as every other combination does.
+        np.random.seed(seed)
     sched.set_search_properties(source.metric, source.mode)
     if hasattr(sched, "consult"):  # the `fidelity` scheduler decides with the searcher's model
         sched.consult(strategy)

@@ -31,7 +31,13 @@ from typing import Any
 import numpy as np
 
 from orchestrator.errors import UserError
-from orchestrator.simulation.setup import COMBOS, build_source, in_processes, simulate
+from orchestrator.simulation.setup import (
+    COMBOS,
+    build_source,
+    combo_parts,
+    in_processes,
+    simulate,
+)
 
 BUDGETS = (("early", 0.1), ("middle", 0.3), ("late", 1.0))  # fractions of --budget
 
@@ -65,7 +71,7 @@ def parse(args: argparse.Namespace) -> dict[str, Any]:
 
     combos = [c.strip() for c in args.combos.split(",") if c.strip()]
     for combo in combos:
-        searcher, _, scheduler = combo.partition("+")
+        searcher, scheduler, _ = combo_parts(combo)
         if searcher not in STRATEGIES or scheduler not in SIMULATED_SCHEDULERS:
             raise UserError(
                 f"--combos: {combo!r} is not searcher+scheduler; searchers: "
@@ -138,10 +144,10 @@ def run_one(source_spec: str, combo: str, workers: int, seed: int, budget: float
             max_trials: int) -> dict[str, Any]:  # fmt: skip
     source = _source(source_spec)
     unit = source.full_time()
-    searcher, _, scheduler = combo.partition("+")
+    searcher, scheduler, options = combo_parts(combo)
     result = simulate(
         source, searcher, scheduler, workers=workers, seed=seed, max_time=budget * unit,
-        max_trials=max_trials,
+        max_trials=max_trials, scheduler_options=options,
     )  # fmt: skip
     row = {
         "source": source.name, "combo": combo, "searcher": searcher, "scheduler": scheduler,
