@@ -16,6 +16,8 @@ import orchestrator
 from orchestrator import tags as T
 from orchestrator.components import build_strategy
 from orchestrator.config import parse_config
+from orchestrator.reporting import alphas
+from orchestrator.reporting.figures import draw_figures
 from orchestrator.searchers import STRATEGIES, darts
 from orchestrator.searchers.darts import DartsSearch, ranked
 from search_spaces import MLPSpace, NB201Space
@@ -25,6 +27,7 @@ from search_spaces.torch_models.nb201_darts import DartsTrainer
 from search_spaces.torch_models.nb201_supernet import NB201Supernet
 from tests.conftest import ROOT
 from tests.data_files import write_npz
+from trainables import supernet_training
 
 ALL_NONE = ["none"] * 6
 
@@ -184,7 +187,7 @@ def test_state_round_trip_continues_without_retraining(tiny, monkeypatch):
     b = DartsSearch(NB201Space(), seed=9, dataset=tiny)
     b.load_state(json.loads(json.dumps(a.state())))
     monkeypatch.setattr(
-        darts, "search_epochs", lambda *a: pytest.fail("a restored search retrained")
+        supernet_training, "search_epochs", lambda *a: pytest.fail("a restored search retrained")
     )
     assert [b.ask() for _ in range(5)] == [a.ask() for _ in range(5)]
     assert b.results == a.results and b.summary() == a.summary()
@@ -193,11 +196,12 @@ def test_state_round_trip_continues_without_retraining(tiny, monkeypatch):
 def test_started_again_after_a_crash_in_training_continues_from_the_checkpoint(
     tiny, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(darts, "CHECKPOINT_SECONDS", 0.0)  # back on the driver every epoch
+    # back on the driver every epoch
+    monkeypatch.setattr(supernet_training, "CHECKPOINT_SECONDS", 0.0)
     if "ray" in sys.modules:  # a Ray another test left running: train here, where calls count
         monkeypatch.setattr(sys.modules["ray"], "is_initialized", lambda: False)
     calls = []
-    real = darts.search_epochs
+    real = supernet_training.search_epochs
 
     def crash_after_two(job, blob):
         calls.append(blob is not None)
@@ -205,7 +209,7 @@ def test_started_again_after_a_crash_in_training_continues_from_the_checkpoint(
             raise KeyboardInterrupt  # the driver dies during the third epoch
         return real(job, blob)
 
-    monkeypatch.setattr(darts, "search_epochs", crash_after_two)
+    monkeypatch.setattr(supernet_training, "search_epochs", crash_after_two)
     first = search(tiny, supernet_epochs=4)
     first.folder = str(tmp_path / "run-1")  # the runner's experiment folders
     (tmp_path / "run-1").mkdir()
@@ -219,13 +223,17 @@ def test_started_again_after_a_crash_in_training_continues_from_the_checkpoint(
     # again, in a new folder of the same storage, and trains the last 2 epochs only.
     calls.clear()
     monkeypatch.setattr(
-        darts, "search_epochs", lambda job, blob: (calls.append(blob), real(job, blob))[1]
+        supernet_training,
+        "search_epochs",
+        lambda job, blob: (calls.append(blob), real(job, blob))[1],
     )
     again = search(tiny, supernet_epochs=4)
     again.folder = str(tmp_path / "run-2")
     cell = again.ask()
     assert len(calls) == 2 and calls[0] is not None
-    assert not pending.exists() and (tmp_path / "run-2" / darts.CHECKPOINT_FILE).exists()
+    assert (
+        not pending.exists() and (tmp_path / "run-2" / supernet_training.CHECKPOINT_FILE).exists()
+    )
     uninterrupted = search(tiny, supernet_epochs=4)
     assert cell == uninterrupted.ask() and again.scores == uninterrupted.scores
     assert again.history == uninterrupted.history
@@ -239,8 +247,9 @@ def test_curves_and_plot_for_the_parent_run(tiny, tmp_path):
     assert len(alpha) == len(EDGE_NAMES) * len(OPS)
     assert [step for step, _ in curves["alpha/edge_1_0/skip_connect"]] == [0, 1, 2]
     assert [step for step, _ in curves["supernet/val_loss"]] == [1, 2]
-    (path,) = s.artifacts(str(tmp_path))
-    assert path.endswith(darts.PLOT_FILE) and (tmp_path / darts.PLOT_FILE).stat().st_size > 0
+    assert s.artifacts(str(tmp_path)) == []  # a searcher draws nothing: reporting does
+    (path,) = draw_figures(s.figures(), str(tmp_path))
+    assert path.endswith(alphas.PLOT_FILE) and (tmp_path / alphas.PLOT_FILE).stat().st_size > 0
 
 
 @pytest.mark.parametrize(
@@ -313,9 +322,9 @@ def test_the_example_runs_end_to_end(ray_local, tmp_path, tiny):
     assert sorted(m.step for m in history) == [0, 1, 2, 3]
     alpha = [k for k in parent.data.metrics if k.startswith("alpha/")]
     assert len(alpha) == 30
-    assert darts.PLOT_FILE in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert alphas.PLOT_FILE in {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert (tmp_path / "ray").exists()
-    checkpoint = [p for p in (tmp_path / "ray").rglob(darts.CHECKPOINT_FILE)]
+    checkpoint = [p for p in (tmp_path / "ray").rglob(supernet_training.CHECKPOINT_FILE)]
     assert len(checkpoint) == 1  # the supernet's weights and alpha, next to the search's state
     assert not list((tmp_path / "ray").glob(".darts-*"))  # moved in once trained
 
@@ -326,9 +335,10 @@ def test_resume_of_a_search_killed_while_its_supernet_trains(
 ):
     """Ray snapshots nothing before the first suggestion returns: `nasorch resume` starts such a
     search over in its folder and MLflow run, and the supernet trains on from its checkpoint."""
-    monkeypatch.setattr(darts, "CHECKPOINT_SECONDS", 0.0)  # back on the driver every epoch
+    # back on the driver every epoch
+    monkeypatch.setattr(supernet_training, "CHECKPOINT_SECONDS", 0.0)
     monkeypatch.setattr(darts, "on_a_worker", lambda fn, **kwargs: fn)  # there, calls count
-    real, calls = darts.search_epochs, []
+    real, calls = supernet_training.search_epochs, []
 
     def crash_in_the_third_epoch(job, blob):
         calls.append(blob is not None)
@@ -336,7 +346,7 @@ def test_resume_of_a_search_killed_while_its_supernet_trains(
             raise KeyboardInterrupt
         return real(job, blob)
 
-    monkeypatch.setattr(darts, "search_epochs", crash_in_the_third_epoch)
+    monkeypatch.setattr(supernet_training, "search_epochs", crash_in_the_third_epoch)
     cfg = example(tmp_path, tiny, supernet_epochs=4)
     with pytest.raises(KeyboardInterrupt):
         orchestrator.run(cfg, progress=False)
@@ -345,7 +355,7 @@ def test_resume_of_a_search_killed_while_its_supernet_trains(
 
     calls.clear()
     monkeypatch.setattr(
-        darts,
+        supernet_training,
         "search_epochs",
         lambda job, blob: (calls.append(blob is not None), real(job, blob))[1],
     )
@@ -361,4 +371,4 @@ def test_resume_of_a_search_killed_while_its_supernet_trains(
     history = client.get_metric_history(parent.info.run_id, "alpha/edge_3_2/nor_conv_3x3")
     assert sorted(m.step for m in history) == [0, 1, 2, 3, 4]
     assert [p.name for p in (tmp_path / "ray").iterdir()] == [folder.name]  # the same folder
-    assert (folder / darts.CHECKPOINT_FILE).exists()
+    assert (folder / supernet_training.CHECKPOINT_FILE).exists()

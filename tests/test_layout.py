@@ -86,10 +86,10 @@ LAYERS = (
     ("trainables",),
     ("orchestrator.core", "orchestrator.errors", "orchestrator.tags", "orchestrator.compat"),
     ("orchestrator.config",),
-    ("orchestrator.reporting",),
     ("orchestrator.resumable",),
     ("orchestrator.searchers", "orchestrator.schedulers"),
     ("orchestrator.warm_start",),
+    ("orchestrator.reporting",),  # above the searchers: a searcher hands data, never draws
     ("orchestrator.tracking",),
     ("orchestrator.components",),
     ("orchestrator.execution",),

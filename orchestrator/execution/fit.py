@@ -26,6 +26,7 @@ from orchestrator.execution.results import (
     search_result,
     trials_frame,
 )
+from orchestrator.reporting.figures import draw_figures
 from orchestrator.reporting.frontier import objective_names, write_front
 from orchestrator.resumable import restored
 from orchestrator.resumable.experiment import write_done
@@ -112,6 +113,7 @@ def fit_and_record(
         # A strategy's own records for the parent run (darts: alpha per epoch, and its plot).
         curves = strategy.curves()
         files += strategy.artifacts(experiment_path)
+        files += draw_figures(strategy.figures(), experiment_path)
         if cfg.objectives:
             front_metrics, front_files = write_front(trials, *objective_names(cfg), experiment_path)
             extra.update(front_metrics)

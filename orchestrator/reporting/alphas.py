@@ -7,6 +7,8 @@ from matplotlib.figure import Figure
 
 from search_spaces.nb201_cell import EDGES, OPS
 
+PLOT_FILE = "darts_alphas.png"
+
 
 def plot_alphas(
     probabilities: list[list[list[float]]], scores: list[list[float]], select: str, path: str

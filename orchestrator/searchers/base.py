@@ -25,8 +25,8 @@ class Strategy(ABC):
     components read it without probing: `takes_directions` (ranks several objectives itself,
     given Optuna-style `directions`), `takes_dataset` (trains on data itself and is given the
     search's `dataset`), `folder` (set by the runner: the search's folder, where a strategy
-    keeps files), `curves()` and `artifacts(folder)` (records for the parent run), `observe`
-    (every partial result) and `summary()`.
+    keeps files), `curves()`, `artifacts(folder)` and `figures()` (records for the parent run),
+    `observe` (every partial result) and `summary()`.
     """
 
     takes_directions: ClassVar[bool] = False
@@ -76,8 +76,13 @@ class Strategy(ABC):
         return {}
 
     def artifacts(self, folder: str) -> list[str]:
-        """Files written into `folder` for the parent run (darts: its alpha plot)."""
+        """Files this strategy wrote into `folder` for the parent run."""
         return []
+
+    def figures(self) -> dict[str, dict[str, Any]]:
+        """Plots for the parent run, drawn by reporting (a strategy never draws): a name of
+        `reporting.figures.FIGURES` -> its data (darts: `alphas`, the weights per edge)."""
+        return {}
 
     def score(self, value: float) -> float:
         """`value` oriented so that larger is always better."""

@@ -7,35 +7,29 @@ chosen (`select`): `argmax`, DARTS's largest alpha; `perturbation`, DARTS-PT's o
 raises the supernet's validation loss most, the weights tuned `tune_epochs` after each edge's
 choice (DARTS-PT's Algorithm 1). Asks hand out that cell, then the next best by the ops' scores
 summed over the edges; they train standalone as ordinary trials. The alpha trajectory
-(`curves`) and a plot (`artifacts`) go on the parent run.
+(`curves`) and the data of its plot (`figures`, drawn by reporting/alphas.py) go on the parent
+run.
 
-The training tasks come back to the driver every CHECKPOINT_SECONDS with a checkpoint (weights,
-alpha, optimizers, random state), written atomically beside the search's folder (`folder`, set
-by the runner) and moved into it, as CHECKPOINT_FILE, once trained. A search resumed (or started
-again) after a crash during training continues from it; once trained, the JSON state holds the
-scores and the trajectory, so a resumed search hands out the same cells without retraining.
+The supernet trains, checkpointed beside the search's folder (`folder`, set by the runner), in
+trainables/supernet_training.py; this searcher only says where (`on_a_worker`). Once trained,
+the JSON state holds the scores and the trajectory, so a resumed search hands out the same
+cells without retraining.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
-import os
 import sys
 from typing import Any
 
-from orchestrator.core.jsonio import write_bytes_atomic
 from orchestrator.searchers._common import on_a_worker
 from orchestrator.searchers.base import Strategy
 from search_spaces.base import Arch, SearchSpace
 from search_spaces.nb201 import EDGE_NAMES, EDGES, OPS, NB201Space
+from trainables import supernet_training
 
 SELECTIONS = ("argmax", "perturbation")
 PARAMETER_FREE = ("none", "skip_connect", "avg_pool_3x3")
-CHECKPOINT_FILE = "darts_supernet.pt"
-CHECKPOINT_SECONDS = 60.0
-PLOT_FILE = "darts_alphas.png"
 
 
 class DartsSearch(Strategy):
@@ -139,54 +133,21 @@ class DartsSearch(Strategy):
                 out[f"supernet/{name}"] = list(enumerate(self.history[name], start=1))
         return out
 
-    def artifacts(self, folder: str) -> list[str]:
-        """The plot of the final weights (`plot_alphas`)."""
+    def figures(self) -> dict[str, dict[str, Any]]:
+        """The final weights per edge, for reporting's `alphas` plot (`plot_alphas`)."""
         if not self.scores:
-            return []
-        from orchestrator.reporting.alphas import plot_alphas
-
-        try:
-            path = os.path.join(folder, PLOT_FILE)
-            return [
-                plot_alphas(self.history["probabilities"], self.scores, self.job["select"], path)
-            ]
-        except Exception as e:  # a plot is never worth failing the search for
-            print(f"nasorch: warning: the alpha plot was not drawn ({e})", file=sys.stderr)
-            return []
+            return {}
+        data = {"probabilities": self.history["probabilities"], "scores": self.scores}
+        return {"alphas": {**data, "select": self.job["select"]}}
 
     # ---- the search ----------------------------------------------------------------------
     def _search(self) -> None:
         job = {**self.job, "seed": self.rng.randrange(2**31)}
-        # Until trained, the checkpoint sits beside the search's folder, named by the job: Ray
-        # snapshots nothing before the first suggestion returns, so a search killed now cannot
-        # be resumed, but the same search started again (same storage_path) continues it.
-        pending = final = None
-        if self.folder:
-            digest = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()[:16]
-            root = os.path.dirname(os.path.abspath(self.folder))
-            pending = os.path.join(root, f".darts-{digest}.pt")
-            final = os.path.join(self.folder, CHECKPOINT_FILE)
-        blob = None
-        for path in (final, pending):
-            if path and os.path.exists(path):
-                with open(path, "rb") as f:
-                    blob = f.read()
-                break
-        print(
-            f"nasorch: training the darts supernet ({job['epochs']} epochs"
-            f"{', from its checkpoint' if blob else ''}); trials start after it",
-            file=sys.stderr,
-            flush=True,
+        info = supernet_training.train_darts(
+            job,
+            self.folder,
+            lambda step: on_a_worker(step, cpus=self.job["threads"], gpus=self.gpus),
         )
-        step = on_a_worker(search_epochs, cpus=self.job["threads"], gpus=self.gpus)
-        while True:  # back on the driver, with a checkpoint, every CHECKPOINT_SECONDS
-            blob, info = step(job, blob)
-            if pending:
-                write_bytes_atomic(pending, blob)
-            if "scores" in info:
-                break
-        if pending:  # trained: the weights and alpha stay with the search
-            os.replace(pending, final)
         self.history, self.scores = info["history"], info["scores"]
         self.timings = {"supernet_train_seconds": info["seconds"]}
         print(
@@ -244,24 +205,3 @@ def _checked_dataset(dataset: Any) -> Any:
     except ValidationError as e:
         raise ValueError(f"dataset: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     return dataset
-
-
-def search_epochs(job: dict[str, Any], blob: bytes | None) -> tuple[bytes, dict[str, Any]]:
-    """The task: `job`'s data, then training from the checkpoint `blob` (None: from the
-    start) for up to CHECKPOINT_SECONDS (`nb201_darts.resume_training`). Uses CUDA when this
-    process has a GPU."""
-    import torch
-
-    from search_spaces.torch_models.nb201_darts import resume_training
-    from trainables import datasets
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    data = datasets.load(job["dataset"], "image", job["val_fraction"])
-    arrays = (data.x_train, data.y_train, data.x_val, data.y_val)
-    tensors = [torch.from_numpy(a).to(device) for a in arrays]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(job["threads"])
-    try:
-        return resume_training(job, blob, tensors, data.num_classes, CHECKPOINT_SECONDS)
-    finally:
-        torch.set_num_threads(threads)
