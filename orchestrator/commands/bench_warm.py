@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import random
 import time
 from pathlib import Path
@@ -64,7 +63,7 @@ def execute(
     args: argparse.Namespace, searchers: list[str], space_options: dict[str, Any], table: Any
 ) -> int:
     """Called by `bench.execute` once the common flags are checked and the target is loaded."""
-    from orchestrator.simulation.setup import in_order
+    from orchestrator.commands.bench import job_of, run_grid
     from trainables.errors import InputError
     from trainables.nb201_datasets import resolve
     from trainables.tabular import Table
@@ -87,34 +86,23 @@ def execute(
         raise UserError(
             f"--warm-from: {source.path.name} shares no architecture with {table.path.name}"
         )
-    job = {
-        "target": str(table.path),
-        "source": str(source.path),
-        "shuffle": bool(args.shuffle_source),
-        "reuse": reuse,
-        "arch_column": args.arch_column,
-        "metric_column": args.metric_column,
-        "mode": args.mode,
-        "space": args.space,
-        "space_options": space_options,
-        "budget": args.budget,
-        "warm_budget": args.warm_budget,
-        "top_k": args.warm_top_k,
-    }
-    tasks = [(job, name, seed) for name in searchers for seed in range(args.seeds)]
-    workers = max(1, min(args.workers or os.cpu_count() or 1, len(tasks)))
-    start = time.perf_counter()
-    runs = in_order(run_seed, tasks, workers)
-    wall = time.perf_counter() - start
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    job = job_of(
+        args,
+        space_options,
+        target=str(table.path),
+        source=str(source.path),
+        shuffle=bool(args.shuffle_source),
+        reuse=reuse,
+        warm_budget=args.warm_budget,
+        top_k=args.warm_top_k,
+    )
+    runs, out, ran = run_grid(run_seed, job, searchers, args)
     write_results(out / "results.csv", runs)
     summary = summarize(runs, searchers, job)
     write_summary(out / "summary.csv", summary)
     plot(out / "best_so_far.png", runs, searchers, job)
     print(format_report(summary, runs, searchers, job, table, source))
-    print(f"{len(tasks)} runs in {wall:.1f}s on {workers} process(es)")
+    print(ran)
     print(f"wrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'best_so_far.png'}")
     return 0
 
