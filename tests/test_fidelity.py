@@ -12,8 +12,11 @@ from orchestrator.schedulers.fidelity import PAUSE, FidelityScheduler
 from orchestrator.searchers.fidelity import FidelitySearch
 from orchestrator.simulation import build_source, simulate
 from orchestrator.simulation.setup import combo_parts
+from tests.test_resume import started
 from tests.test_simulation import write_curves
 from trainables.curves import TableCurves
+
+__all__ = ["started"]  # the fixture, used by name
 
 
 def test_without_a_model_the_fidelity_scheduler_stops_what_asha_stops():
@@ -126,3 +129,30 @@ def test_the_new_combinations_run_inside_the_table(tmp_path, combo):
     assert runs[0].stops == runs[1].stops  # seeded: the same run
     if combo == "random+async_hyperband":
         assert combo_parts(combo)[1:] == ("asha", {"brackets": 3})
+
+
+@pytest.mark.integration  # starts Ray and MLflow, SIGKILLs the driver
+def test_a_real_search_with_the_fidelity_pair_survives_a_crash(tmp_path, started):
+    """Under Ray Tune the fidelity scheduler pauses and resumes trials from their checkpoints;
+    a SIGKILLed search resumes (the searcher's observations through its JSON state, the
+    scheduler's rungs through the snapshots) and ends every trial once, its epochs unbroken."""
+    import yaml
+    from mlflow.tracking import MlflowClient
+
+    from tests.test_resume import N, config, crash_and_resume, trials_by_number
+
+    cfg = config(tmp_path, "fid")
+    cfg["searcher"] = {"name": "fidelity", "options": {"num_init": 2, "min_points": 3}}
+    cfg["scheduler"] = {"name": "fidelity", "options": {"grace_period": 1, "reduction_factor": 2}}
+    (tmp_path / "fid.yaml").write_text(yaml.safe_dump(cfg))
+    crash_and_resume(tmp_path, started, "fid", lambda steps: len(steps) >= N // 2)
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    trials = trials_by_number(client, "fid")
+    assert sorted(trials) == list(range(1, N + 1))
+    for number, runs in trials.items():
+        assert len(runs) == 1, f"trial {number} has {len(runs)} child runs"
+        steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "score")]
+        assert sorted(steps) == list(range(1, len(steps) + 1))  # none twice, none missing
+        if runs[0].data.tags["nasorch.status"] == "stopped_early":
+            assert runs[0].data.tags["nasorch.stop_reason"].startswith("fidelity rung")
