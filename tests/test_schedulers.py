@@ -53,7 +53,17 @@ def _ready(scheduler):
 
 
 def test_registry_has_every_scheduler():
-    assert set(SCHEDULERS) == {"fifo", "asha", "hyperband", "median", "curve", "pbt", "pb2"}
+    assert set(SCHEDULERS) == {
+        "fifo",
+        "asha",
+        "hyperband",
+        "median",
+        "curve",
+        "fidelity",
+        "one_epoch",
+        "pbt",
+        "pb2",
+    }
 
 
 @pytest.mark.parametrize(
