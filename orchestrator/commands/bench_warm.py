@@ -63,7 +63,7 @@ def execute(
     args: argparse.Namespace, searchers: list[str], space_options: dict[str, Any], table: Any
 ) -> int:
     """Called by `bench.execute` once the common flags are checked and the target is loaded."""
-    from orchestrator.commands.bench import job_of, run_grid
+    from orchestrator.commands.bench_runs import job_of, run_grid
     from trainables.errors import InputError
     from trainables.nb201_datasets import resolve
     from trainables.tabular import Table
