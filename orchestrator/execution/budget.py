@@ -9,7 +9,7 @@ import time
 
 from ray.tune.stopper import Stopper
 
-from orchestrator.resumable import restored
+from orchestrator.resumable import restored, versioned
 from orchestrator.tracking.events import gpu_hours
 
 
@@ -39,13 +39,17 @@ class TimeBudget(Stopper):
             self.ended = True
         return self.ended
 
+    # The pickled form's version (resumable/versioned.py): nothing added since the first.
+    STATE_VERSION = 0
+    STATE_UPGRADES: dict = {}
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["spent"], state["_since"] = self._elapsed(), None
-        return state
+        return versioned.stamped(self, state)
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update(versioned.upgraded(self, state))
         restored.register("time_budget", self)
 
 
@@ -74,6 +78,13 @@ class AcceleratorBudget(Stopper):
             self.ended = True
         return self.ended
 
+    # The pickled form's version (resumable/versioned.py): nothing added since the first.
+    STATE_VERSION = 0
+    STATE_UPGRADES: dict = {}
+
+    def __getstate__(self) -> dict:
+        return versioned.stamped(self, dict(self.__dict__))
+
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update(versioned.upgraded(self, state))
         restored.register("accelerator_budget", self)

@@ -168,7 +168,7 @@ def fit_and_record(
 
 def first_error(tracker: Any) -> str:
     """The first failed trial's error and where its whole log is, in one line."""
-    first = getattr(tracker, "first_error", None)  # absent in trackers pickled before it was
+    first = tracker.first_error  # a tracker pickled before it was has None (its upgrade)
     if first is None:
         return f"last error: {tracker.last_error or 'unknown'}"
     message, log = first

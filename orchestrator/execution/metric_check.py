@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ray.tune.stopper import Stopper
 
-from orchestrator.resumable import restored
+from orchestrator.resumable import restored, versioned
 from orchestrator.tracking.events import reported_metrics
 
 
@@ -35,8 +35,15 @@ class MetricCheck(Stopper):
         )
         return True
 
+    # The pickled form's version (resumable/versioned.py): nothing added since the first.
+    STATE_VERSION = 0
+    STATE_UPGRADES: dict = {}
+
+    def __getstate__(self) -> dict:
+        return versioned.stamped(self, dict(self.__dict__))
+
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update(versioned.upgraded(self, state))
         restored.register("metric_check", self)
 
     def stop_all(self) -> bool:

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from ray.tune import Callback
 
 from orchestrator import tags as T
-from orchestrator.resumable import restored
+from orchestrator.resumable import restored, versioned
 from orchestrator.tracking.events import trial_status
 
 STARVED_AFTER_S = 10.0  # no trial running this long while some wait: waiting for nodes
@@ -38,19 +38,25 @@ class Progress(Callback):
         self.ended: dict[str, str] = {}
         self._last_line = ""
         self._last_time = 0.0
+        self._idle_since: float | None = None  # since when trials wait and none runs
 
     @property
     def stream(self) -> TextIO:
         return self._stream or sys.stdout
 
+    # The pickled form's version, and how an older one is upgraded (resumable/versioned.py).
+    STATE_VERSION = 1
+    STATE_UPGRADES = {
+        1: versioned.defaults(best=lambda: None, enabled=lambda: True, _idle_since=lambda: None)
+    }
+
     def __getstate__(self) -> dict:  # Ray pickles callbacks; a stream cannot be pickled
-        return {**self.__dict__, "_stream": None}
+        return versioned.stamped(self, {**self.__dict__, "_stream": None})
 
     def __setstate__(self, state: dict) -> None:
         """A resumed search: its clock starts again, and says so."""
-        self.__dict__.update(state)
+        self.__dict__.update(versioned.upgraded(self, state))
         self.start, self.resumed = time.monotonic(), True
-        self.__dict__.setdefault("best", None)
         self.tty = self.stream.isatty()
         restored.register("progress", self)
 
@@ -112,12 +118,12 @@ class Progress(Callback):
         if running or not any(t.status == "PENDING" for t in trials):
             self._idle_since = None
             return False
-        if getattr(self, "_idle_since", None) is None:
+        if self._idle_since is None:
             self._idle_since = now
         return now - self._idle_since >= STARVED_AFTER_S
 
     def _print(self, line: str, force: bool = False) -> None:
-        if not getattr(self, "enabled", True):
+        if not self.enabled:
             return
         now = time.monotonic()
         if not force and (line == self._last_line or now - self._last_time < self.every):

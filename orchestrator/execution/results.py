@@ -103,7 +103,7 @@ def trials_frame(
                 **{f"arch.{k}": v for k, v in (space.to_params(arch) if arch else {}).items()},
             }
         )
-    for reused in getattr(tracker, "reused", []):  # answered from an earlier search's record
+    for reused in tracker.reused:  # answered from an earlier search's record
         arch = reused["arch"]
         rows.append(
             {

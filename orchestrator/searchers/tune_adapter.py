@@ -15,7 +15,7 @@ from ray.tune.search import Searcher
 
 from orchestrator.core.gate import Gate
 from orchestrator.core.jsonio import write_json_atomic
-from orchestrator.resumable import restored
+from orchestrator.resumable import restored, versioned
 from orchestrator.searchers.base import Strategy
 
 
@@ -63,14 +63,17 @@ class StrategySearcher(Searcher):
         self.seed_turn: Callable[[int], bool] | None = None
         self.on_reuse: Callable[[int, dict, dict], None] | None = None
 
+    # The pickled form's version, and how an older one is upgraded (resumable/versioned.py).
+    STATE_VERSION = 1
+    STATE_UPGRADES = {1: versioned.defaults(seeds=list, seed_turn=lambda: None)}  # warm start
+
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "on_reuse"}
+        state = {k: v for k, v in self.__dict__.items() if k != "on_reuse"}
+        return versioned.stamped(self, state)
 
     def __setstate__(self, state: dict) -> None:
         """Ray unpickles the searcher of a restored search: `nasorch resume` finds it here."""
-        self.__dict__.update(state)
-        self.__dict__.setdefault("seeds", [])  # a snapshot by an older nasorch lacks them
-        self.__dict__.setdefault("seed_turn", None)
+        self.__dict__.update(versioned.upgraded(self, state))
         self.on_reuse = None  # the runner connects the restored tracker again
         restored.register("searcher", self)
 

@@ -20,7 +20,7 @@ from ray.tune import Callback
 
 from orchestrator import tags as T
 from orchestrator.core import interrupts
-from orchestrator.resumable import restored
+from orchestrator.resumable import restored, versioned
 from orchestrator.resumable.recovery import unrecorded_results
 from orchestrator.resumable.state_file import SearchState
 from orchestrator.tracking import writer as writers
@@ -105,17 +105,23 @@ class MlflowTracker(Callback):
         """Where the Tune hooks put their events: the writer's queue."""
         return self._writer.events
 
+    # The pickled form's version, and how an older one is upgraded (resumable/versioned.py):
+    # version 1 added what snapshots before versions might lack.
+    STATE_VERSION = 1
+    STATE_UPGRADES = {
+        1: versioned.defaults(
+            scheduler=lambda: None, metric=lambda: None, devices=DeviceUse, reused=list,
+            recorded_ends=dict, first_error=lambda: None, storage=str,
+        )
+    }  # fmt: skip
+
     # Ray pickles callbacks with the experiment state; the writer is restarted, not pickled.
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_writer"}
+        state = {k: v for k, v in self.__dict__.items() if k != "_writer"}
+        return versioned.stamped(self, state)
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        for name in ("scheduler", "metric"):  # a snapshot by an older nasorch lacks them
-            self.__dict__.setdefault(name, None)
-        self.__dict__.setdefault("devices", DeviceUse())
-        self.__dict__.setdefault("reused", [])
-        self.__dict__.setdefault("recorded_ends", {})
+        self.__dict__.update(versioned.upgraded(self, state))
         self._curves, self._ended = {}, {}  # a resumed driver saw no trial from its start
         self._repeats = RepeatFilter(always=self.metric)
         self._reconciled = False
@@ -382,7 +388,7 @@ class MlflowTracker(Callback):
         tags = {T.STATUS: status, T.EPOCHS: str(epochs), **scheduler_tags}
         checkpoint = getattr(trial, "checkpoint", None)
         if checkpoint is not None:  # a later search reusing this trial rebuilds its model here
-            where = locate(checkpoint.path, getattr(self, "storage", ""))
+            where = locate(checkpoint.path, self.storage)
             tags[T.CHECKPOINT] = without_secrets(where)
         self.statuses[trial.trial_id] = status
         self._repeats.end(trial.trial_id)
@@ -393,7 +399,7 @@ class MlflowTracker(Callback):
                 error = f.read()
             lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
             self.last_error = lines[-1][:300] if lines else None
-            if getattr(self, "first_error", None) is None and self.last_error:
+            if self.first_error is None and self.last_error:
                 self.first_error = (self.last_error, trial.error_file)
         self._queue.put(("end", trial.trial_id, (tags, STATUS_TO_MLFLOW[status], error)))
 
