@@ -43,3 +43,19 @@ def test_folders_not_named_by_nasorch_fall_back_to_the_metrics(tmp_path):
         [{"trial_id": "0a1b2", "training_iteration": 1, "timestamp": 1}],
     )
     assert list(unrecorded_results(str(experiment), {})) == ["0a1b2"]
+
+
+def test_results_in_cloud_storage_are_read_through_the_whole_uri(tmp_path):
+    """Ray's folder in cloud storage (here a file:// URI, opened as an s3:// one would be):
+    its trials' result.json are read there, beside the driver's own folder, once each."""
+    driver = tmp_path / "driver" / "recovery_exp_s3"
+    driver.mkdir(parents=True)
+    stored = tmp_path / "bucket" / "ray" / "recovery_exp_s3"
+    results = [{"training_iteration": s, "timestamp": s, "acc": s} for s in (1, 2, 3)]
+    _write_results(stored / "t001_abc12", results)
+    _write_results(driver / "t001_abc12", results[:2])  # the same results, an older copy
+    backlog = unrecorded_results(str(driver), {"abc12": 1}, f"file://{stored}")
+    assert [r["training_iteration"] for r in backlog["abc12"]] == [2, 3]
+    assert unrecorded_results(str(driver), {}, f"file://{tmp_path}/none") == {
+        "abc12": results[:2]
+    }

@@ -155,7 +155,9 @@ class MlflowTracker(Callback):
         self.statuses.update(state.get("statuses", {}))
         if not self.state_path:
             return
-        self.backlog = unrecorded_results(os.path.dirname(self.state_path), self.resume_steps)
+        ray_path = SearchState(self.state_path).read().get("ray_path")  # s3://...: read there too
+        folder = os.path.dirname(self.state_path)
+        self.backlog = unrecorded_results(folder, self.resume_steps, ray_path)
         for trial_id, status in self.statuses.items():  # ended before the crash: Ray won't rerun
             if trial_id in self.run_ids:
                 results = self._replay(trial_id)
