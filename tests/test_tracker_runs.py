@@ -125,6 +125,22 @@ def test_a_trial_ray_holds_as_ended_is_closed_on_resume(tracker):
     assert drain(tracker) == []
 
 
+def test_a_trial_that_ended_before_its_run_was_written_gets_one_on_resume(tracker):
+    """The killed driver's writer lagged behind the tracking server: Ray's snapshot holds
+    trial 3 as ended (stopped early), but its run was never created. Ray will not run it
+    again; the resumed search creates its run, with the status Ray kept, instead of losing it."""
+    tracker.set_state({"statuses": {"lost": "stopped_early", "old": "completed"}})
+    drain(tracker)
+    lost = trial("lost", 3, "hash-c", status="TERMINATED")
+    lost.last_result = {"training_iteration": 1}
+    tracker.on_step_begin(0, [lost, trial("old", 1, "hash-a")])
+    events = drain(tracker)
+    assert [e[1] for e in events if e[0] == "start"] == ["lost"]  # "old" had its run: closed
+    (end,) = [payload for kind, tid, payload in events if kind == "end" and tid == "lost"]
+    assert end[0]["nasorch.status"] == "stopped_early" and end[1] == "FINISHED"
+    assert end[0]["nasorch.epochs"] == "1"
+
+
 def test_a_trial_rerun_from_an_older_snapshot_keeps_the_end_it_had(tmp_path, monkeypatch):
     """Trial 1 completed all 3 epochs before the crash, but Ray's last snapshot predates that:
     Ray reruns it, and this time the scheduler stops it at epoch 1. The rerun added nothing, so

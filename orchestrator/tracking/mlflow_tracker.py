@@ -186,15 +186,22 @@ class MlflowTracker(Callback):
 
     def _close_ended(self, iteration: int, trials: list) -> None:
         """Close the run of every trial Ray holds as ended without the tracker having seen it
-        end (also at the experiment's end: nothing may stay open)."""
+        end (also at the experiment's end: nothing may stay open). A trial that ended before a
+        crash whose run the killed writer never created (it lagged behind a busy tracking
+        server) gets its run now, with every result Ray kept: nothing recorded is lost."""
         for trial in trials:
-            if trial.status not in ("TERMINATED", "ERROR") or trial.trial_id in self.statuses:
+            ended_before = self.statuses.get(trial.trial_id)
+            if trial.status not in ("TERMINATED", "ERROR") or (
+                ended_before is not None and trial.trial_id in self.run_ids
+            ):
                 continue
             results = list(self.backlog.get(trial.trial_id, []))
             self.on_trial_start(iteration, trials, trial)  # its run: reopened, claimed or new
             known = [trial.last_result or {}, *results]
             last = max(known, key=lambda r: r.get("training_iteration", 0))
-            if trial.status == "ERROR":
+            if ended_before is not None:  # Ray's snapshot said how it ended (set_state)
+                status = ended_before
+            elif trial.status == "ERROR":
                 status = "errored"
             else:
                 stopped = trial.trial_id in (getattr(self.scheduler, "stop_reasons", None) or {})
