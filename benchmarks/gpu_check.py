@@ -82,7 +82,7 @@ def judge_search(
     """The checks of one search from its records: `runs`, one dict per trial run (status,
     device, gpu_utilization, gpu_memory_gb, val_accuracy, val_loss: what MLflow holds);
     `parent`, the parent run's metrics; `spans`, each trial's (start, end) in seconds."""
-    from orchestrator import tags as T
+    from orchestrator.core import tags as T
 
     out = []
     done = [r for r in runs if r.get("status") == "completed"]
@@ -199,7 +199,7 @@ def check_search(label: str, options: dict[str, Any], root: str, epochs: int) ->
     import mlflow
 
     import orchestrator
-    from orchestrator import tags as T
+    from orchestrator.core import tags as T
 
     cfg = search_config(label, options, root, epochs)
     result = orchestrator.run(cfg, progress=False)

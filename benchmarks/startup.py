@@ -79,7 +79,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as root:
         (Path(root) / "bare.py").write_text(BARE)
         nasorch = [
-            sys.executable, "-m", "orchestrator.cli", "run", str(ROOT / "examples/quickstart.yaml"),
+            sys.executable, "-m", "orchestrator.commands.cli", "run",
+            str(ROOT / "examples/quickstart.yaml"),
             "--quiet", "--set", "num_samples=1", "--set", "trainable.options.epochs=1",
             "--set", "scheduler={name: fifo}",
         ]  # fmt: skip

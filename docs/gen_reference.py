@@ -4,7 +4,7 @@ Each page is built from the code that defines it, so a field, option, command or
 shows up without anyone editing the docs: the config schema from the pydantic models
 (`orchestrator.config`), the CLI from the argparse parser behind the `nasorch` entry point, the
 registries' options from their factories' signatures and trainables' `Options` models, and the
-MLflow tags from `orchestrator/tags.py`. Importing these modules starts neither Ray nor MLflow.
+MLflow tags from `orchestrator/core/tags.py`. Importing these modules starts neither Ray nor MLflow.
 `tests/test_docs.py` compares the config page with the schema.
 """
 
@@ -300,9 +300,9 @@ def cli_page() -> str:
 
 
 def tag_rows() -> list[list[str]]:
-    """(tag, constant, where, note) for every tag constant in orchestrator/tags.py, with the
+    """(tag, constant, where, note) for every tag constant in orchestrator/core/tags.py, with the
     section comment above it and the comment beside or above it."""
-    path = Path(importlib.import_module("orchestrator.tags").__file__)
+    path = Path(importlib.import_module("orchestrator.core.tags").__file__)
     lines = path.read_text().splitlines()
     rows, where = [], "every run"
     for node in ast.parse(path.read_text()).body:
@@ -326,7 +326,7 @@ def tag_rows() -> list[list[str]]:
 def tags_page() -> str:
     return (
         "# MLflow tags\n\n"
-        "*Generated from `orchestrator/tags.py` when the site is built.*\n\n"
+        "*Generated from `orchestrator/core/tags.py` when the site is built.*\n\n"
         "Query them in MLflow as `tags.\"nasorch.role\" = 'search'`. The metrics nasorch "
         "logs are listed in [MLflow records](mlflow.md).\n\n"
         + _table(["tag", "constant", "on", "note"], tag_rows())

@@ -171,7 +171,15 @@ def port_open(port: int) -> bool:
 
 
 def nasorch_cmd(config: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "orchestrator.cli", "run", str(config), "--quiet", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "orchestrator.commands.cli",
+        "run",
+        str(config),
+        "--quiet",
+        *extra,
+    ]
 
 
 def count_alive_nodes(address: str, env: dict[str, str]) -> int:

@@ -7,8 +7,8 @@ import pytest
 
 import orchestrator
 from orchestrator.commands.auto import auto_config, detect
-from orchestrator.components import load_config
-from orchestrator.errors import UserError
+from orchestrator.core.errors import UserError
+from orchestrator.execution.components import load_config
 from tests import data_files as gen
 
 
@@ -63,7 +63,7 @@ def test_the_command_refuses_bad_data_in_one_line(tmp_path):
 
     from tests.conftest import ROOT
 
-    cmd = [sys.executable, "-m", "orchestrator.cli", "search", str(tmp_path / "none.csv")]
+    cmd = [sys.executable, "-m", "orchestrator.commands.cli", "search", str(tmp_path / "none.csv")]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().startswith("nasorch: error: data:")

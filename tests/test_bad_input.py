@@ -9,7 +9,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from orchestrator.cli import main
+from orchestrator.commands.cli import main
 from tests.conftest import ROOT
 
 GOOD = {

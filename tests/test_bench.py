@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.commands import bench
-from orchestrator.errors import UserError
+from orchestrator.core.errors import UserError
 from trainables.tabular import default_table_path
 
 

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 import orchestrator
 from orchestrator.config import parse_config, parse_duration
-from orchestrator.errors import UserError
+from orchestrator.core.errors import UserError
 from orchestrator.execution.budget import TimeBudget
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from orchestrator.cli import main
+from orchestrator.commands.cli import main
 from tests.conftest import ROOT
 
 EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.yaml"))

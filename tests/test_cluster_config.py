@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from orchestrator import compat
-from orchestrator.components import load_config
+from orchestrator.execution.components import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND_LISTS = (

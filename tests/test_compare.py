@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 import orchestrator
-from orchestrator.cli import main
 from orchestrator.commands import compare
-from orchestrator.errors import UserError
+from orchestrator.commands.cli import main
+from orchestrator.core.errors import UserError
 
 SPACE = {"name": "custom", "options": {"params": {"a": ["x", "yy", "zzz"], "b": [1, 22, 333]}}}
 

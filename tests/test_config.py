@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from orchestrator.cli import main
-from orchestrator.components import load_config
-from orchestrator.errors import UserError
+from orchestrator.commands.cli import main
+from orchestrator.core.errors import UserError
+from orchestrator.execution.components import load_config
 
 BASE = {"name": "t", "search_space": {"name": "mlp"}}
 

@@ -13,9 +13,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 import orchestrator
-from orchestrator import tags as T
-from orchestrator.components import build_strategy
 from orchestrator.config import parse_config
+from orchestrator.core import tags as T
+from orchestrator.execution.components import build_strategy
 from orchestrator.reporting import alphas
 from orchestrator.reporting.figures import draw_figures
 from orchestrator.searchers import STRATEGIES, darts

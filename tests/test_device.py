@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from orchestrator import tags as T
+from orchestrator.core import tags as T
 from orchestrator.tracking.events import DeviceUse
 
 

@@ -62,7 +62,7 @@ def test_every_config_field_has_a_meaning():
 
 
 def test_the_other_references_list_what_the_code_defines():
-    from orchestrator import tags
+    from orchestrator.core import tags
     from orchestrator.schedulers import SCHEDULERS
     from orchestrator.searchers import STRATEGIES
     from search_spaces import SEARCH_SPACES
@@ -85,7 +85,7 @@ def test_the_other_references_list_what_the_code_defines():
 def test_version_comes_from_the_package(capsys):
     from importlib.metadata import version
 
-    from orchestrator.cli import main
+    from orchestrator.commands.cli import main
 
     with pytest.raises(SystemExit) as stop:
         main(["--version"])

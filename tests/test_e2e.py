@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import orchestrator
-from orchestrator.errors import UserError
+from orchestrator.core.errors import UserError
 from tests.conftest import ROOT
 
 SMALL = {
@@ -335,7 +335,7 @@ def test_tabular_nb201_through_ray(ray_local, workdir):
 
 
 def test_tabular_bad_table_fails_before_ray(capsys):
-    from orchestrator.cli import main
+    from orchestrator.commands.cli import main
 
     code = main(
         [

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from orchestrator.cli import main
+from orchestrator.commands.cli import main
 from tests.conftest import ROOT
 
 GOOD = {
@@ -133,7 +133,7 @@ def test_an_interrupted_search_leaves_no_run_running(tmp_path):
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
-    cmd = [sys.executable, "-m", "orchestrator.cli", "run", "c.yaml", "--quiet"]
+    cmd = [sys.executable, "-m", "orchestrator.commands.cli", "run", "c.yaml", "--quiet"]
     driver = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -161,7 +161,7 @@ def test_an_interrupted_search_leaves_no_run_running(tmp_path):
 
     experiment = next((tmp_path / "ray").glob("failure-modes-*"))
     done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "resume", str(experiment), "--quiet"],
+        [sys.executable, "-m", "orchestrator.commands.cli", "resume", str(experiment), "--quiet"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -199,7 +199,14 @@ def test_a_trainable_next_to_the_config_is_found_without_pythonpath(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
-    cmd = [sys.executable, "-m", "orchestrator.cli", "run", str(project / "c.yaml"), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrator.commands.cli",
+        "run",
+        str(project / "c.yaml"),
+        "--quiet",
+    ]
     done = subprocess.run(cmd, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Top 2 of 2 trials by score" in done.stdout
@@ -208,7 +215,7 @@ def test_a_trainable_next_to_the_config_is_found_without_pythonpath(tmp_path):
 def test_a_trainable_in_the_working_folder_is_found(tmp_path, monkeypatch):
     """The other place a user's module is looked for: the folder `nasorch` runs in (the config
     elsewhere, no PYTHONPATH)."""
-    from orchestrator.components import import_function, load_config
+    from orchestrator.execution.components import import_function, load_config
 
     work, project = tmp_path / "work", tmp_path / "project"
     work.mkdir(), project.mkdir()

@@ -442,7 +442,7 @@ def test_the_tracking_uri_reaches_the_mlflow_service(mlflow, search_config, clus
 
 
 def test_the_search_config_passes_nasorchs_checks(search_config):
-    from orchestrator.components import load_config
+    from orchestrator.execution.components import load_config
 
     cfg = load_config(search_config)  # schema, then every component built, as `nasorch check`
     assert cfg.resolved_storage_path() == search_config["storage_path"]
@@ -450,7 +450,7 @@ def test_the_search_config_passes_nasorchs_checks(search_config):
 
 
 def test_rayjob_runs_nasorch_on_the_mounted_config(rayjob, all_docs):
-    from orchestrator.cli import build_parser
+    from orchestrator.commands.cli import build_parser
 
     words = shlex.split(rayjob["spec"]["entrypoint"])
     scripts = (ROOT / "pyproject.toml").read_text().partition("[project.scripts]")[2]

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import orchestrator
-from orchestrator.cli import main
+from orchestrator.commands.cli import main
 from orchestrator.config import parse_config
 from tests import data_files as gen
 

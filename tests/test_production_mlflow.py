@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.cli import main
+from orchestrator.commands.cli import main
 from tests.conftest import ROOT
 from tests.helpers_procs import ProcessGroups, nasorch_cmd
 from tests.helpers_servers import (

@@ -56,6 +56,4 @@ def test_results_in_cloud_storage_are_read_through_the_whole_uri(tmp_path):
     _write_results(driver / "t001_abc12", results[:2])  # the same results, an older copy
     backlog = unrecorded_results(str(driver), {"abc12": 1}, f"file://{stored}")
     assert [r["training_iteration"] for r in backlog["abc12"]] == [2, 3]
-    assert unrecorded_results(str(driver), {}, f"file://{tmp_path}/none") == {
-        "abc12": results[:2]
-    }
+    assert unrecorded_results(str(driver), {}, f"file://{tmp_path}/none") == {"abc12": results[:2]}

@@ -9,7 +9,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 import orchestrator
-from orchestrator.cli import main
+from orchestrator.commands.cli import main
 
 FLOAT_X = {"name": "custom", "options": {"params": {"x": {"type": "float", "low": 0, "high": 1}}}}
 

@@ -169,7 +169,7 @@ def test_rungs_learns_from_every_epoch(tmp_path):
 def test_simulate_command(tmp_path):
     curves = write_curves(tmp_path / "c.csv")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "orchestrator.cli", "simulate", "--source", str(curves),
+    cmd = [sys.executable, "-m", "orchestrator.commands.cli", "simulate", "--source", str(curves),
            "--combos", "random+asha,rungs+asha", "--workers", "1,4", "--seeds", "2",
            "--processes", "1", "--out", str(out)]  # fmt: skip
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -192,7 +192,7 @@ def test_population_schedulers_are_refused_in_one_line(tmp_path, scheduler):
     failed with an AttributeError deep in Ray)."""
     import argparse
 
-    from orchestrator.errors import UserError
+    from orchestrator.core.errors import UserError
     from orchestrator.simulation import study
 
     source = TableCurves.load(write_curves(tmp_path / "c.csv"))
@@ -205,8 +205,8 @@ def test_population_schedulers_are_refused_in_one_line(tmp_path, scheduler):
 
 
 def test_the_table_space_and_curve_trainable_check_their_options(tmp_path):
-    from orchestrator.components import load_config
-    from orchestrator.errors import UserError
+    from orchestrator.core.errors import UserError
+    from orchestrator.execution.components import load_config
 
     curves = write_curves(tmp_path / "c.csv")
     space = SEARCH_SPACES["table"](str(curves))

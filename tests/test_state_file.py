@@ -7,7 +7,7 @@ import multiprocessing as mp
 
 import pytest
 
-from orchestrator.errors import UserError
+from orchestrator.core.errors import UserError
 from orchestrator.resumable.state_file import STATE_FILE, VERSION, SearchState
 from trainables.storage import join
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def ui_cmd(port: int) -> list[str]:
-    return [sys.executable, "-m", "orchestrator.cli", "ui", "--port", str(port)]
+    return [sys.executable, "-m", "orchestrator.commands.cli", "ui", "--port", str(port)]
 
 
 def test_two_searches_and_the_ui_create_the_store_at_once(tmp_path):
@@ -31,7 +31,7 @@ def test_two_searches_and_the_ui_create_the_store_at_once(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     env = clean_env()
     (port,) = free_ports(1)
-    run = [sys.executable, "-m", "orchestrator.cli", "run", "c.yaml", "--quiet"]
+    run = [sys.executable, "-m", "orchestrator.commands.cli", "run", "c.yaml", "--quiet"]
     logs = [tmp_path / "one.log", tmp_path / "two.log", tmp_path / "ui.log"]
     with ProcessGroups() as groups:
         searches = [groups.start(run, log, env=env, cwd=tmp_path) for log in logs[:2]]

@@ -67,7 +67,7 @@ def write_config(tmp: Path, server: MlflowServer, name: str, trials: int = TRIAL
 
 
 def nasorch(*args: str) -> list[str]:
-    return [sys.executable, "-m", "orchestrator.cli", *args]
+    return [sys.executable, "-m", "orchestrator.commands.cli", *args]
 
 
 def first_points_arrived(rest: Rest, name: str) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.commands import bench, bench_warm
-from orchestrator.errors import UserError
+from orchestrator.core.errors import UserError
 from orchestrator.warm_start.fingerprint import Fingerprint
 from orchestrator.warm_start.plan import PastTrial, WarmStart
 from search_spaces import SEARCH_SPACES, NB201Space

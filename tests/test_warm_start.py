@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from orchestrator import tags as T
+from orchestrator.core import tags as T
 from orchestrator.core.gate import Gate
 from orchestrator.searchers import STRATEGIES
 from orchestrator.searchers.tune_adapter import StrategySearcher
@@ -206,7 +206,7 @@ def test_a_second_search_trains_nothing_the_first_did_and_a_related_task_seeds_a
     workdir, ray_local
 ):
     from orchestrator import run
-    from orchestrator.errors import UserError
+    from orchestrator.core.errors import UserError
 
     uri = f"sqlite:///{workdir}/mlflow.db"
     with pytest.raises(UserError, match="warm_start.experiments: no MLflow experiment named 'x'"):

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import UserError
+from orchestrator.core.errors import UserError
 
 CHECKPOINTS = (25, 50, 100, 200)
 DEFAULT_SEARCHERS = "random,rea,reinforce,tpe,local,guided"

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import UserError
+from orchestrator.core.errors import UserError
 
 CHECKPOINTS = (10, 25, 50, 100, 200)
 SOURCE_SEED = 10_000  # the source search's seed is seed + this: not the target's random stream

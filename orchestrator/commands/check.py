@@ -15,8 +15,8 @@ import random
 import time
 from typing import Any
 
-from orchestrator.components import Components, build
 from orchestrator.config import ExperimentConfig, parse_config
+from orchestrator.execution.components import Components, build
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

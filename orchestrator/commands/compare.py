@@ -17,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from orchestrator import tags as T
 from orchestrator.config import RESULTS_DIR, default_tracking_uri
-from orchestrator.errors import UserError
+from orchestrator.core import tags as T
+from orchestrator.core.errors import UserError
 from orchestrator.reporting.leaderboard import to_markdown
 from orchestrator.reporting.plots import best_so_far, child_runs
 from orchestrator.tracking.session import client_for, runs_page_url

@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from orchestrator import tags as T
-from orchestrator.components import Trainable
 from orchestrator.config import ExperimentConfig
+from orchestrator.core import tags as T
+from orchestrator.core.errors import RecordsUnsent, UserError, first_line
 from orchestrator.core.phases import phase
-from orchestrator.errors import RecordsUnsent, UserError, first_line
+from orchestrator.execution.components import Trainable
 from orchestrator.execution.metric_check import MetricCheck
 from orchestrator.execution.results import (
     SearchResult,

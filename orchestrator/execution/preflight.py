@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from orchestrator.config import ExperimentConfig
-from orchestrator.errors import UserError
+from orchestrator.core.errors import UserError
 from trainables.errors import InputError
 from trainables.storage import filesystem, is_uri, redact, why
 

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from orchestrator import tags as T
+from orchestrator.core import tags as T
 from orchestrator.resumable import restored, versioned
 from orchestrator.tracking.events import trial_status
 

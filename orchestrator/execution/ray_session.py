@@ -21,7 +21,7 @@ from typing import Any
 
 from orchestrator import compat
 from orchestrator.config import ExperimentConfig
-from orchestrator.errors import UserError, first_line
+from orchestrator.core.errors import UserError, first_line
 from orchestrator.execution import capacity
 
 

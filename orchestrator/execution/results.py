@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from orchestrator import tags as T
 from orchestrator.config import ExperimentConfig
+from orchestrator.core import tags as T
 from orchestrator.reporting.frontier import FRONT_CSV
 from orchestrator.reporting.leaderboard import leaderboard, to_markdown
 from orchestrator.resumable.recovery import trial_id_from_dirname

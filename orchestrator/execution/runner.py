@@ -13,12 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from orchestrator import tags as T
-from orchestrator.components import Components, build, resolve_trainable
 from orchestrator.config import ExperimentConfig, parse_config
+from orchestrator.core import tags as T
+from orchestrator.core.errors import SearchFinished, UserError
 from orchestrator.core.phases import phase
-from orchestrator.errors import SearchFinished, UserError
 from orchestrator.execution.budget import AcceleratorBudget, TimeBudget
+from orchestrator.execution.components import Components, build, resolve_trainable
 from orchestrator.execution.fit import fit_and_record
 from orchestrator.execution.metric_check import MetricCheck
 from orchestrator.execution.preflight import check_paths

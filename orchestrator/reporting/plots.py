@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from orchestrator import tags as T
+from orchestrator.core import tags as T
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import compat
+from orchestrator.core.errors import UserError
 from orchestrator.core.jsonio import write_json_atomic
-from orchestrator.errors import UserError
 from trainables.storage import filesystem
 
 CONFIG_FILE = "nasorch_config.yaml"

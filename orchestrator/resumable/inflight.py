@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from orchestrator import tags as T
+from orchestrator.core import tags as T
 from orchestrator.core.jsonio import write_json_atomic
 from orchestrator.resumable.state_file import SearchState
 

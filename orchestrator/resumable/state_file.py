@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from orchestrator.core.errors import UserError
 from orchestrator.core.jsonio import write_json_atomic
-from orchestrator.errors import UserError
 
 STATE_FILE = "nasorch_state.json"
 VERSION = 1

@@ -19,7 +19,7 @@ from ray import tune
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
 from orchestrator import compat
-from orchestrator import tags as T
+from orchestrator.core import tags as T
 from orchestrator.schedulers.stopping import TIME_ATTR
 
 DEFAULT_HYPERPARAMS = {"lr": (1e-4, 1e-1), "weight_decay": (0.0, 1e-3), "dropout": (0.0, 0.5)}

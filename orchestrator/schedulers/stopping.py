@@ -20,7 +20,7 @@ from ray.tune.schedulers import (
 )
 
 from orchestrator import compat
-from orchestrator import tags as T
+from orchestrator.core import tags as T
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 TIME_ATTR = "training_iteration"  # the one clock every nasorch scheduler counts in (epochs)

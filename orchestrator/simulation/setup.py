@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.components import make_strategy
+from orchestrator.core.errors import UserError
 from orchestrator.core.gate import Gate
-from orchestrator.errors import UserError
+from orchestrator.execution.components import make_strategy
 from orchestrator.schedulers import SCHEDULERS
 from orchestrator.searchers.tune_adapter import StrategySearcher
 from orchestrator.simulation.engine import SimResult, Simulation

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import UserError
+from orchestrator.core.errors import UserError
 from orchestrator.simulation.setup import (
     COMBOS,
     build_source,

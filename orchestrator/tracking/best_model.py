@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator import tags as T
+from orchestrator.core import tags as T
 from trainables.storage import filesystem
 
 MODEL_NAME = "best_model"  # the parent run's logged model (runs:/<parent>/best_model)

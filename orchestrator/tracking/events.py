@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator import tags as T
+from orchestrator.core import tags as T
 
 # Keys Ray Tune adds to every result; they are bookkeeping, not the trial's metrics.
 TUNE_KEYS = {

@@ -18,8 +18,8 @@ from typing import Any
 
 from ray.tune import Callback
 
-from orchestrator import tags as T
 from orchestrator.core import interrupts
+from orchestrator.core import tags as T
 from orchestrator.resumable import restored, versioned
 from orchestrator.resumable.recovery import unrecorded_results
 from orchestrator.resumable.state_file import SearchState

@@ -18,10 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-from orchestrator import tags as T
 from orchestrator.config import ExperimentConfig, default_tracking_uri
+from orchestrator.core import tags as T
+from orchestrator.core.errors import UserError, first_line
 from orchestrator.core.phases import phase
-from orchestrator.errors import UserError, first_line
 from orchestrator.reporting.leaderboard import leaderboard, to_markdown
 from trainables.storage import without_secrets
 

@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any
 
-from orchestrator import tags as T
+from orchestrator.core import tags as T
 from orchestrator.resumable import inflight
 from orchestrator.resumable.state_file import SearchState
 

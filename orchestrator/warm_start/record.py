@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orchestrator import tags as T
-from orchestrator.errors import UserError
+from orchestrator.core import tags as T
+from orchestrator.core.errors import UserError
 from orchestrator.warm_start.plan import PastTrial
 from search_spaces.base import SearchSpace
 

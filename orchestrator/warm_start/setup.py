@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from orchestrator import tags as T
 from orchestrator.config import ExperimentConfig
+from orchestrator.core import tags as T
 from orchestrator.warm_start.fingerprint import Fingerprint, fingerprint
 from orchestrator.warm_start.plan import PastTrial, WarmStart
 from orchestrator.warm_start.record import read_record

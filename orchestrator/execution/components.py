@@ -24,8 +24,8 @@ from orchestrator.config import (
     lookup,
     parse_config,
 )
+from orchestrator.core.errors import UserError
 from orchestrator.core.gate import Gate
-from orchestrator.errors import UserError
 from orchestrator.schedulers import SCHEDULERS
 from orchestrator.searchers import STRATEGIES, Strategy
 from search_spaces import SEARCH_SPACES, SearchSpace, SearchSpaceError

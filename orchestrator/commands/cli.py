@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from orchestrator.errors import RecordsUnsent, SearchFinished, UserError
+from orchestrator.core.errors import RecordsUnsent, SearchFinished, UserError
 from trainables.errors import InputError
 
 # Sub-commands that live in their own modules: each has add_arguments(parser) and execute(args).
