@@ -123,11 +123,6 @@ def hyperband_with_bracket_class(base: type, bracket_cls: type, setup: Any) -> t
     return WithBrackets
 
 
-def hyperband_create_bracket(scheduler: Any, s: int) -> Any:
-    """A new bracket of `scheduler` with `s` halvings, as Ray makes one (for tests and tools)."""
-    return scheduler._create_bracket(s)
-
-
 def hyperband_new_bracket(scheduler: Any, cls: type, s: int) -> Any:
     """What HyperBandScheduler._create_bracket builds, as an instance of `cls`."""
     return cls(
@@ -186,11 +181,6 @@ def ray_validate_cluster_config(config: dict) -> dict:
     merged = prepare_config(copy.deepcopy(config))
     validate_config(merged)
     return merged
-
-
-def pbt_new_config(scheduler: Any, trial: Any, donor: Any) -> tuple[dict, dict]:
-    """The config PBT's exploit would give `trial` from `donor` (Ray's `_get_new_config`)."""
-    return scheduler._get_new_config(trial, donor)
 
 
 def ray_staging_dirs(experiment_name: str) -> list[str]:

@@ -13,7 +13,6 @@ from mlflow.tracking import MlflowClient
 from ray.tune.schedulers import AsyncHyperBandScheduler, MedianStoppingRule, TrialScheduler
 
 import orchestrator
-from orchestrator import compat
 from orchestrator.schedulers import SCHEDULERS
 from orchestrator.schedulers.population import KEEP, PBT, is_log
 from orchestrator.schedulers.stopping import (
@@ -33,6 +32,7 @@ class FakeTrial:
     config: dict = field(default_factory=dict)
     status: str = "RUNNING"
     last_result: dict = field(default_factory=dict)
+    is_saving: bool = False
 
     def is_finished(self) -> bool:
         return False
@@ -167,18 +167,36 @@ def test_median_reasons_and_unchanged_decisions():
     assert sched.stop_reasons["d"].startswith("median rule at epoch 1: best val_accuracy 0.1000")
 
 
+class HalvingController(FakeController):
+    """What Ray's Hyperband asks of the controller when it halves a bracket."""
+
+    def __init__(self):
+        self.stopped: list[str] = []
+
+    def stop_trial(self, trial) -> None:
+        self.stopped.append(trial.trial_id)
+        trial.status = "TERMINATED"
+
+
 def test_hyperband_bracket_records_the_halving():
+    """Through Ray's own calls: with max_t 9 and eta 3 the first 3 trials fill the full-budget
+    bracket, the next 5 the middle one, and the third bracket takes 9 trials from epoch 1 and
+    keeps a third of them at its first rung; the others are stopped with their reason."""
     sched = _ready(Hyperband(time_attr="training_iteration", max_t=9, reduction_factor=3))
-    bracket = compat.hyperband_create_bracket(
-        sched, 2
-    )  # 9 trials from epoch 1, keep a third at each rung
-    trials = [FakeTrial(f"t{i}") for i in range(9)]
+    controller = HalvingController()
+    fillers = [FakeTrial(f"f{i}", status="PENDING") for i in range(3 + 5)]
+    trials = [FakeTrial(f"t{i}", status="PENDING") for i in range(9)]
+    for t in fillers + trials:
+        sched.on_trial_add(controller, t)
+    actions = []
     for i, t in enumerate(trials):
-        bracket.add_trial(t)
-        bracket.update_trial_stats(t, _result(1, 0.1 * i))
-    good, bad = bracket.successive_halving("val_accuracy", 1.0)
-    assert {t.trial_id for t in good} == {"t6", "t7", "t8"}
-    assert set(sched.stop_reasons) == {t.trial_id for t in bad}
+        t.status = "RUNNING"
+        actions.append(sched.on_trial_result(controller, t, _result(1, 0.1 * i)))
+        if actions[-1] == TrialScheduler.PAUSE:  # waits for the rest of its rung
+            t.status = "PAUSED"
+    assert actions == [TrialScheduler.PAUSE] * 8 + [CONTINUE]  # t8 is among the best third
+    assert controller.stopped == [f"t{i}" for i in range(6)]
+    assert set(sched.stop_reasons) == set(controller.stopped)
     assert sched.stop_reasons["t0"] == (
         "hyperband rung 1: val_accuracy 0.0000 below the cutoff 0.6000 "
         "(top 3 of 9 trials in its bracket go on)"
@@ -238,10 +256,13 @@ def test_pbt_exploit_keeps_identity_and_bounds_and_is_recorded():
     receiver = FakeTrial("r", {"arch": {"w": 1}, "trial_number": 2, "seed": 2, "lr": 1e-3})
     donor = FakeTrial("d", {"arch": {"w": 9}, "trial_number": 5, "seed": 5, "lr": 0.1})
     donor.config["dropout"] = receiver.config["dropout"] = 0.5
-    new, _ = compat.pbt_new_config(sched, receiver, donor)
+    # Ray's exploit hands over the donor's config, its values explored (x1.2 here); nasorch's
+    # hook keeps the receiver's identity and the bounds (the whole path: the PBT search below).
+    explored = {**donor.config, "lr": 0.1 * 1.2, "dropout": 0.5 * 1.2}
+    new = sched.adjust_new_config(receiver, explored)
     assert new["arch"] == {"w": 9}  # the donor's network comes with its weights
     assert {k: new[k] for k in KEEP} == {"trial_number": 2, "seed": 2}
-    assert new["lr"] <= 0.1 and new["dropout"] <= 0.5  # x1.2 is clipped to the bounds
+    assert new["lr"] == 0.1 and new["dropout"] == 0.5  # x1.2 is clipped to the bounds
     sched.exploits["r"] = [
         {"epoch": 4, "donor": "t005", "donor_trial_id": "d", "from_epoch": 4,
          "old": {"lr": 1e-3, "dropout": 0.5}, "new": {"lr": 0.08, "dropout": 0.4}}
