@@ -150,8 +150,19 @@ def test_a_real_search_with_the_fidelity_pair_survives_a_crash(tmp_path, started
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     trials = trials_by_number(client, "fid")
     assert sorted(trials) == list(range(1, N + 1))
+    # Ray's snapshot can lag the searcher's state: the trial suggested last is then suggested
+    # again after the resume, and the first run of its number is closed as superseded (KILLED,
+    # never RUNNING), as every resume test allows (tests/test_resume.py).
+    superseded = [
+        r for runs in trials.values() for r in runs
+        if r.data.tags.get("nasorch.status") == "superseded"
+    ]  # fmt: skip
+    assert len(superseded) <= 1 and all(r.info.status == "KILLED" for r in superseded)
     for number, runs in trials.items():
-        assert len(runs) == 1, f"trial {number} has {len(runs)} child runs"
+        runs = [r for r in runs if r not in superseded]
+        shown = [(r.data.tags.get("nasorch.trial_id"), r.data.tags.get("nasorch.status"),
+                  r.info.status) for r in runs]  # fmt: skip
+        assert len(runs) == 1, f"trial {number} has {len(runs)} child runs: {shown}"
         steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "score")]
         assert sorted(steps) == list(range(1, len(steps) + 1))  # none twice, none missing
         if runs[0].data.tags["nasorch.status"] == "stopped_early":

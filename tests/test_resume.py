@@ -81,7 +81,12 @@ def crash_and_resume(
     folder = next(local.glob(f"{name}-*"))
     resumed = nasorch("resume", str(folder), "--quiet", cwd=tmp_path)
     started.append(resumed)
-    out, _ = resumed.communicate(timeout=300)
+    try:
+        out, _ = resumed.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        kill_tree(resumed)
+        out, _ = resumed.communicate()
+        pytest.fail(f"nasorch resume did not end in 300 s; its output:\n{out[-5000:]}")
     assert resumed.returncode == 0, out
     return out
 
