@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,8 @@ def crash_and_resume(
     try:
         out, _ = resumed.communicate(timeout=300)
     except subprocess.TimeoutExpired:
+        os.kill(resumed.pid, signal.SIGUSR1)  # the CLI prints every thread's stack (faulthandler)
+        time.sleep(3)
         kill_tree(resumed)
         out, _ = resumed.communicate()
         pytest.fail(f"nasorch resume did not end in 300 s; its output:\n{out[-5000:]}")

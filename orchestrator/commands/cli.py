@@ -209,11 +209,16 @@ def entry() -> None:
     """The `nasorch` command: main(), then a quick exit. Once a search is recorded and Ray is
     stopped, the interpreter's own teardown (Ray's and torch's native threads) took seconds of
     every `nasorch run` and nothing is left for it to do."""
+    import faulthandler
     import logging
     import os
+    import signal
 
     from orchestrator import compat
 
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: where a driver that seems stuck
+    # is waiting, without stopping it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     code = main()
     # Everything registered to run at exit (Ray's shutdown, multiprocessing's clean-up of the
     # writer's queues, MLflow's), then no more.
