@@ -32,11 +32,8 @@ from scipy.special import ndtr
 
 from orchestrator.searchers._common import one_blas_thread
 from orchestrator.searchers.base import Strategy
-from orchestrator.searchers.guided import GuidedSearch, normal_scores
+from orchestrator.searchers.guided import LENGTH_GRID, NOISE_GRID, GuidedSearch, normal_scores
 from search_spaces.base import Arch, SearchSpace
-
-_NOISE_GRID = (0.01, 0.1)
-_LENGTH_GRID = (0.5, 1.0, 2.0)  # squared lengthscale, relative to the mean squared distance
 
 
 class FidelitySearch(Strategy):
@@ -260,9 +257,9 @@ class _Model:
         d2 = _sqdist(full, full)
         scale = max(float(d2.mean()), 1e-12)
         best = None
-        for rel in _LENGTH_GRID:
+        for rel in LENGTH_GRID:
             k = np.exp(-d2 / (2 * rel * scale))
-            for noise in _NOISE_GRID:
+            for noise in NOISE_GRID:
                 try:
                     chol = np.linalg.cholesky(k + noise * np.eye(len(y)))
                 except np.linalg.LinAlgError:

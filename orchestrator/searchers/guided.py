@@ -35,8 +35,9 @@ from orchestrator.searchers.base import Strategy
 from search_spaces.base import Arch, SearchSpace
 from search_spaces.candidates import CandidateSpace
 
-_NOISE_GRID = (0.01, 0.1)
-_LENGTH_GRID = (0.5, 1.0, 2.0)  # squared lengthscale, relative to the mean squared distance
+# The GP hyperparameters tried at each fit (fidelity.py fits over the same grid).
+NOISE_GRID = (0.01, 0.1)
+LENGTH_GRID = (0.5, 1.0, 2.0)  # squared lengthscale, relative to the mean squared distance
 
 
 class GuidedSearch(Strategy):
@@ -221,9 +222,9 @@ def fit_predict(x: np.ndarray, y: np.ndarray, xq: np.ndarray) -> tuple[np.ndarra
     d2 = _sqdist(x, x)
     scale = max(float(d2.mean()), 1e-12)
     best = None
-    for rel in _LENGTH_GRID:
+    for rel in LENGTH_GRID:
         k = np.exp(-d2 / (2 * rel * scale))
-        for noise in _NOISE_GRID:
+        for noise in NOISE_GRID:
             try:
                 chol = np.linalg.cholesky(k + noise * np.eye(len(y)))
             except np.linalg.LinAlgError:
