@@ -150,14 +150,15 @@ def test_a_real_search_with_the_fidelity_pair_survives_a_crash(tmp_path, started
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     trials = trials_by_number(client, "fid")
     assert sorted(trials) == list(range(1, N + 1))
-    # Ray's snapshot can lag the searcher's state: the trial suggested last is then suggested
-    # again after the resume, and the first run of its number is closed as superseded (KILLED,
-    # never RUNNING), as every resume test allows (tests/test_resume.py).
+    # Trials started after Ray's last snapshot are suggested again after the resume under the
+    # same numbers; the fidelity searcher's proposals depend on which partial results had
+    # arrived when it was asked (timing), so such a number may come back with another
+    # architecture, and its first run is then closed as superseded (KILLED, never RUNNING).
     superseded = [
         r for runs in trials.values() for r in runs
         if r.data.tags.get("nasorch.status") == "superseded"
     ]  # fmt: skip
-    assert len(superseded) <= 1 and all(r.info.status == "KILLED" for r in superseded)
+    assert all(r.info.status == "KILLED" for r in superseded)
     for number, runs in trials.items():
         runs = [r for r in runs if r not in superseded]
         shown = [(r.data.tags.get("nasorch.trial_id"), r.data.tags.get("nasorch.status"),
