@@ -69,7 +69,7 @@ def test_sigkill_then_resume_with_pbt(tmp_path, started):
         assert runs[0].data.tags["nasorch.status"] == "completed"
 
 
-def test_sigkill_then_resume_a_custom_loop(tmp_path, started):
+def test_sigkill_then_resume_a_custom_loop(tmp_path, started, monkeypatch):
     """examples/custom_loop.py keeps its checkpoints through `orchestrator.trial`: killed
     mid-search and resumed, unfinished trials continue from their checkpoints (not from epoch
     1), and every epoch is in MLflow once."""
@@ -85,6 +85,9 @@ def test_sigkill_then_resume_a_custom_loop(tmp_path, started):
     cfg["storage_path"] = str(tmp_path / "ray")
     cfg["tracking"] = {"uri": f"sqlite:///{tmp_path}/mlflow.db"}
     (tmp_path / "loop.yaml").write_text(yaml.safe_dump(cfg))
+    # Ray snapshots the experiment every second (its own setting; "auto" can wait many seconds
+    # on a loaded machine), so a trial part way is in a snapshot before the search is over.
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "1")
     at_kill: dict[str, int] = {}  # trial id -> last epoch in MLflow when the driver was killed
 
     def ready(steps: dict[str, int]) -> bool:

@@ -148,7 +148,10 @@ def fit_and_record(
                 f"(max_consecutive_failures); {first_error(tracker)}"
             )
         elif best is None:  # nothing to report: a failure, whatever ended the search
-            stopped = UserError(f"no trial produced {cfg.metric}: {why_no_result(trials, tracker)}")
+            why = why_no_result(trials, tracker)
+            if spent:  # a budget ended it before any trial reported: say which
+                why += f"; the {budgets[spent[0]][1]} ended the search first"
+            stopped = UserError(f"no trial produced {cfg.metric}: {why}")
         else:
             status = "FINISHED"
     except BaseException as e:
