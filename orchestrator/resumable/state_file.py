@@ -9,16 +9,14 @@ writer drops the other's keys. A `version` field lets a later nasorch read older
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from orchestrator.core.errors import UserError
 from orchestrator.core.jsonio import write_json_atomic
+from trainables.storage import locked
 
 STATE_FILE = "nasorch_state.json"
 VERSION = 1
@@ -56,18 +54,8 @@ class SearchState:
         unknown = set(fields) - set(FIELDS)
         if unknown:
             raise ValueError(f"unknown state fields: {', '.join(sorted(unknown))}")
-        with self._locked():
+        with locked(self.path.with_name(f".{STATE_FILE}.lock")):
             data = self.read()
             data.update(fields, version=VERSION)
             write_json_atomic(self.path, data)
         return data
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(f".{STATE_FILE}.lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)

@@ -23,7 +23,7 @@ from orchestrator.core import tags as T
 from orchestrator.core.errors import UserError, first_line
 from orchestrator.core.phases import phase
 from orchestrator.reporting.leaderboard import leaderboard, to_markdown
-from trainables.storage import without_secrets
+from trainables.storage import locked, without_secrets
 
 # Without this tag MLflow 3 opens an experiment on its GenAI overview, not on the runs.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -180,16 +180,9 @@ def client_for(uri: str, field: str = "tracking.uri") -> Any:
 @contextlib.contextmanager
 def store_lock(uri: str) -> Iterator[None]:
     """An exclusive lock on a local SQLite store (a `.lock` file next to the database)."""
-    import fcntl
-
     db = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with locked(db.with_name(db.name + ".lock")):
+        yield
 
 
 def connect_store(cfg: ExperimentConfig) -> tuple[Any, str]:
