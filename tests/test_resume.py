@@ -61,10 +61,16 @@ def trials_by_number(client: MlflowClient, experiment: str) -> dict[int, list]:
 
 
 def crash_and_resume(
-    tmp_path: Path, started: list, name: str, ready, local: Path | None = None
+    tmp_path: Path,
+    started: list,
+    name: str,
+    ready,
+    local: Path | None = None,
+    before_resume=lambda: None,
 ) -> str:
     """Run config `name`.yaml, SIGKILL its driver once `ready(steps)` holds for the epochs
-    recorded so far (trial id -> last epoch), resume it, and return the resumed run's output.
+    recorded so far (trial id -> last epoch), call `before_resume()`, resume it, and return the
+    resumed run's output.
     nasorch's own files are under `local` (default: the config's storage folder)."""
     local = local or tmp_path / "ray"
     driver = nasorch("run", f"{name}.yaml", "--quiet", cwd=tmp_path)
@@ -80,6 +86,7 @@ def crash_and_resume(
         pytest.fail("the search did not get going in time")
     kill_tree(driver)
     folder = next(local.glob(f"{name}-*"))
+    before_resume()
     resumed = nasorch("resume", str(folder), "--quiet", cwd=tmp_path)
     started.append(resumed)
     try:

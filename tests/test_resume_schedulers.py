@@ -73,13 +73,21 @@ def test_sigkill_then_resume_a_custom_loop(tmp_path, started, monkeypatch):
     """examples/custom_loop.py keeps its checkpoints through `orchestrator.trial`: killed
     mid-search and resumed, unfinished trials continue from their checkpoints (not from epoch
     1), and every epoch is in MLflow once."""
-    import shutil
-
     from tests.conftest import ROOT
 
-    shutil.copy(ROOT / "examples" / "custom_loop.py", tmp_path / "custom_loop.py")
+    # The example, held at epoch 10 until the test opens a gate: the kill comes while trials are
+    # part way however loaded the machine is (unheld, a trial can end between two polls).
+    gate = tmp_path / "gate"
+    loop = '    for epoch in range(start + 1, options["epochs"] + 1):\n'
+    source = (ROOT / "examples" / "custom_loop.py").read_text()
+    assert loop in source, "examples/custom_loop.py changed its epoch loop"
+    held = f"        while epoch > 10 and not os.path.exists({str(gate)!r}):\n"
+    held += "            time.sleep(0.2)\n"
+    source = source.replace(loop, loop + held)
+    source = source.replace("import numpy", "import os\nimport time\n\nimport numpy", 1)
+    (tmp_path / "custom_loop.py").write_text(source)
     cfg = yaml.safe_load((ROOT / "examples" / "custom_loop.yaml").read_text())
-    epochs = 40  # of ~0.1 s: the kill comes while trials are part way
+    epochs = 40
     cfg.update(name="loop", num_samples=3, scheduler={"name": "fifo"})
     cfg["trainable"]["options"]["epochs"] = epochs
     cfg["storage_path"] = str(tmp_path / "ray")
@@ -102,7 +110,7 @@ def test_sigkill_then_resume_a_custom_loop(tmp_path, started, monkeypatch):
         part_way = [t for t, s in steps.items() if 2 <= s < epochs - 5 and t in snapshot]
         return sum(s >= 2 for s in steps.values()) >= 2 and bool(part_way)
 
-    crash_and_resume(tmp_path, started, "loop", ready)
+    crash_and_resume(tmp_path, started, "loop", ready, before_resume=gate.touch)
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     trials = trials_by_number(client, "loop")
     assert sorted(trials) == [1, 2, 3]
