@@ -1,4 +1,5 @@
-"""`nasorch simulate`: every combination x source x worker count x seed, in parallel processes.
+"""`nasorch simulate`: every combination x source x worker count x seed, in parallel processes,
+or with `--address` as Ray tasks on a cluster (distributed.py; the same results either way).
 
 Budgets are simulated wall-clock time in units of the source's median full-trial time T: a run
 lasts `budget` x T, and regret is read at three budgets, early (budget/10), middle (budget *
@@ -6,7 +7,8 @@ lasts `budget` x T, and regret is read at three budgets, early (budget/10), midd
 
 - runs.csv: one row per run (source, combo, searcher, scheduler, workers, seed, trials, epochs,
   end_time_s, cpu_searcher_s, cpu_scheduler_s, cpu_bookkeeping_s, cpu_ms_per_trial,
-  regret_early, regret_middle, regret_late);
+  regret_early, regret_middle, regret_late, cpu_s: the run's whole process CPU time, its
+  source's first load in that process included; their sum is the CPU-hours printed at the end);
 - trajectory.csv: best so far at each improvement (source, combo, workers, seed, time_s, epochs,
   best, regret);
 - rungs.csv: trials stopped and completed at each epoch (source, combo, workers, seed, epoch,
@@ -61,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-trials", type=int, default=10_000, help="trials per run at most (default 10000)"
     )
     parser.add_argument("--processes", type=int, default=None, help="default: CPU cores")
+    parser.add_argument(
+        "--address", default=None,
+        help="run the grid as Ray tasks on this cluster (auto, host:port, ray://host:10001); "
+        "default or `local`: local processes",
+    )  # fmt: skip
     parser.add_argument("--out", default="simulate", help="output folder (default ./simulate)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
 
@@ -103,21 +110,30 @@ def execute(args: argparse.Namespace) -> int:
         for seed in range(args.seeds)
     ]
     processes = max(1, min(args.processes or os.cpu_count() or 1, len(tasks)))
+    address = args.address if args.address not in (None, "", "local") else None
     began = time.perf_counter()
+    if address:  # connects now: a cluster it cannot reach is one line, before any file
+        from orchestrator.simulation.distributed import on_ray
+
+        finished, where = on_ray(run_one, tasks, address), f"Ray at {address}"
+    else:
+        finished, where = in_processes(run_one, tasks, processes), f"{processes} process(es)"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     # Each run's row is appended to runs.csv as it finishes (a long grid cut short keeps what
     # it ran); every file is written whole, in the grid's order, at the end.
     done: dict[int, dict] = {}
     with open(out / "runs.csv", "w", newline="") as partial:
-        _collect(in_processes(run_one, tasks, processes), done, partial, len(tasks))
+        _collect(finished, done, partial, len(tasks))
     runs = [done[i] for i in range(len(tasks))]
     write_outputs(out, runs, plots=not args.no_plots)
     summary = summarize(runs)
     print(format_table(summary, grid["combos"]))
+    cpu_hours = sum(r["row"]["cpu_s"] for r in runs) / 3600
     print(
-        f"{len(runs)} simulated searches in {time.perf_counter() - began:.1f}s on {processes} "
-        f"process(es); wrote {out}/runs.csv, trajectory.csv, rungs.csv, summary.csv"
+        f"{len(runs)} simulated searches in {time.perf_counter() - began:.1f}s on {where}, "
+        f"{cpu_hours:.3g} CPU-hours in all (runs.csv cpu_s); wrote {out}/runs.csv, "
+        "trajectory.csv, rungs.csv, summary.csv"
     )
     return 0
 
@@ -142,6 +158,7 @@ def _source(spec: str) -> Any:
 
 def run_one(source_spec: str, combo: str, workers: int, seed: int, budget: float,
             max_trials: int) -> dict[str, Any]:  # fmt: skip
+    cpu_began = time.process_time()  # the whole run's CPU, its source's first load included
     source = _source(source_spec)
     unit = source.full_time()
     searcher, scheduler, options = combo_parts(combo)
@@ -162,6 +179,7 @@ def run_one(source_spec: str, combo: str, workers: int, seed: int, budget: float
         best = result.best_at(fraction * budget * unit)
         row[f"regret_{name}"] = 1.0 if best is None else source.regret(best)
     stops = Counter((epoch, status) for _, epoch, status in result.stops)
+    row["cpu_s"] = round(time.process_time() - cpu_began, 4)
     return {
         "row": row,
         "trajectory": [(t, e, b, source.regret(b)) for t, e, b in result.trajectory],
