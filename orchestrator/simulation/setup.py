@@ -60,9 +60,14 @@ SCHEDULER_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def build_source(spec: str) -> CurveSource:
-    """`nb201` (the shared NB201 curves), `lcbench:TASK`, or a path to a curves CSV
+    """`nb201` (the shared NB201 curves), `lcbench:TASK`, `mlflow:EXPERIMENT[@URI]` (a past
+    search's curves, orchestrator/simulation/mlflow_source.py), or a path to a curves CSV
     (optionally `PATH:SPACE` when its `arch` column holds a space's keys)."""
     try:
+        if spec.startswith("mlflow:"):
+            from orchestrator.simulation.mlflow_source import mlflow_curves
+
+            return mlflow_curves(spec)
         if spec == "nb201":
             return TableCurves.load(data_path("nb201_cifar10_curves.csv"), space="nb201")
         if spec.startswith("lcbench:"):

@@ -47,7 +47,9 @@ BUDGETS = (("early", 0.1), ("middle", 0.3), ("late", 1.0))  # fractions of --bud
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--source", action="append", default=None,
-        help="nb201 (default), lcbench:TASK, or a curves CSV (PATH or PATH:SPACE); repeatable",
+        help="nb201 (default), lcbench:TASK, mlflow:EXPERIMENT[@TRACKING_URI] (a past search's "
+        "curves; default URI: MLFLOW_TRACKING_URI or ./nasorch_results/mlflow.db), or a curves "
+        "CSV (PATH or PATH:SPACE); repeatable",
     )  # fmt: skip
     parser.add_argument(
         "--combos", default=",".join(COMBOS),
