@@ -112,3 +112,37 @@ def test_guided_keeps_the_same_gp_points_incrementally_as_from_the_whole_history
     restored = GuidedSearch(space, seed=0, max_points=20)
     restored.load_state(json.loads(json.dumps(guided.state())))
     assert restored._fit_points() == guided._fit_points()
+
+
+@pytest.mark.parametrize("name", ["guided", "rungs"])
+def test_past_batch_after_one_fit_serves_several_asks_and_the_queue_resumes(name):
+    """Past `batch_after` results one GP fit serves 1 + results // batch_after asks (distinct,
+    never asked before), a fit goes stale after as many new results, and a searcher restored
+    between two asks of one batch asks exactly what the original does."""
+    import json
+    import random
+
+    from orchestrator.searchers import STRATEGIES
+    from search_spaces import NB201Space
+
+    space, rng = NB201Space(), random.Random(0)
+    searcher = STRATEGIES[name](space, seed=0, batch_after=20)
+    guide = searcher.guide if name == "rungs" else searcher
+    fits, propose = [], guide.propose
+    guide.propose = lambda *a: fits.append(1) or propose(*a)
+    for _ in range(60):  # 60 results: a fit serves min(32, 1 + 60 // 20) = 4 asks
+        searcher.tell(space.sample(rng), float(rng.random()))
+    asked = [searcher.ask() for _ in range(4)]
+    assert len(fits) == 1 and guide.fit_tag[2] == 4
+    assert len({space.key(a) for a in asked}) == 4
+    searcher.ask()  # the batch is spent: a new fit
+    assert len(fits) == 2 and len(guide.queue) == 3
+    restored = STRATEGIES[name](space, seed=0, batch_after=20)
+    restored.load_state(json.loads(json.dumps(searcher.state())))
+    assert [space.key(restored.ask()) for _ in range(5)] == [
+        space.key(searcher.ask()) for _ in range(5)
+    ]
+    for _ in range(4):  # as many new results as the fit served: it is stale
+        searcher.tell(space.sample(rng), float(rng.random()))
+    searcher.ask()
+    assert len(fits) == 4

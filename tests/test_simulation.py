@@ -156,7 +156,9 @@ def test_rungs_learns_from_every_epoch(tmp_path):
     assert strategy.fidelity() == 3
     assert len(strategy.at(3)) == 6
     fitted, propose = [], strategy.guide.propose
-    strategy.guide.propose = lambda done, pool: fitted.append(done) or propose(done, pool)
+    strategy.guide.propose = lambda done, pool, *rest: (
+        fitted.append(done) or propose(done, pool, *rest)
+    )
     arch = strategy.ask()  # proposes from the model at epoch 3, a cell not asked before
     assert [sorted(v for _, v in done) for done in fitted] == [
         sorted(float(source.curve(a).values[2]) for a in asked)

@@ -12,11 +12,14 @@ architecture asked before, picked by a Thompson sample of a GP on the space's `e
 Why: on learning curves the first epochs already separate poor from good architectures, so a
 model at a shallow rung is cheap, abundant evidence; moving to deeper rungs as they fill keeps
 the model from favouring fast starters that ASHA would later stop.
+
+Nothing an ask does grows with the search: the model's epoch is kept up to date as epochs are
+observed, and past `guided`'s `batch_after` architectures one fit serves several asks.
 """
 
 from __future__ import annotations
 
-import heapq
+from collections import Counter
 from typing import Any
 
 from orchestrator.searchers.base import Strategy
@@ -35,6 +38,7 @@ class RungGuidedSearch(Strategy):
         min_points: int = 10,
         top_k: int = 5,
         max_points: int = 300,
+        batch_after: int | None = 250,
     ):
         super().__init__(space, mode=mode, seed=seed)
         if num_init < 1 or min_points < 2:
@@ -44,11 +48,33 @@ class RungGuidedSearch(Strategy):
         self.num_init, self.min_points = num_init, min_points
         # The proposal machinery (candidate pool, GP, Thompson sampling) is `guided`'s; it shares
         # this searcher's random generator, so the state below is all there is to save.
-        self.guide = GuidedSearch(space, mode=mode, top_k=top_k, max_points=max_points)
+        self.guide = GuidedSearch(
+            space, mode=mode, top_k=top_k, max_points=max_points, batch_after=batch_after
+        )
         self.guide.rng = self.rng
         self.curves: dict[str, dict[str, Any]] = {}  # key -> {"arch", "scores": {epoch: score}}
-        self.reached: dict[str, int] = {}  # key -> deepest epoch seen (derived from `curves`)
         self.n_asked = 0
+        self._index_curves()
+
+    def _index_curves(self) -> None:
+        """What `fidelity` needs, derived from `curves` and kept up to date by `observe`: each
+        architecture's deepest epoch, how many reached each epoch, and the deepest epoch that
+        `min_points` reached (it only ever deepens)."""
+        self.reached: dict[str, int] = {}
+        self._reaching: Counter[int] = Counter()  # epoch -> architectures that reached it
+        self._level = 0
+        for key, entry in self.curves.items():
+            self._reach(key, max(map(int, entry["scores"])))
+
+    def _reach(self, key: str, epoch: int) -> None:
+        before = self.reached.get(key, 0)
+        if epoch <= before:
+            return
+        self.reached[key] = epoch
+        for e in range(before + 1, epoch + 1):
+            self._reaching[e] += 1
+        while self._reaching[self._level + 1] >= self.min_points:
+            self._level += 1
 
     def ask(self) -> Arch:
         self.n_asked += 1
@@ -56,8 +82,11 @@ class RungGuidedSearch(Strategy):
         if self.n_asked > self.num_init or len(self.reached) >= self.num_init:  # or warm-started
             level = self.fidelity()
             if level is not None:
-                done = self.at(level)
-                pick = self.guide.propose(done, done)
+                progress = len(self.reached)
+                pick = self.guide.queued(level, progress)
+                if pick is None:
+                    done = self.at(level)
+                    pick = self.guide.propose(done, done, level, progress)
         if pick is None:
             pick = self.guide.random_unseen()
         self.guide.asked.add(self.space.key(pick))
@@ -67,7 +96,7 @@ class RungGuidedSearch(Strategy):
         key = self.space.key(arch)
         entry = self.curves.setdefault(key, {"arch": arch, "scores": {}})
         entry["scores"][str(int(epoch))] = self.score(float(value))
-        self.reached[key] = max(self.reached.get(key, 0), int(epoch))
+        self._reach(key, int(epoch))
 
     def update(self, arch: Arch, value: float | None) -> None:
         self.guide.asked.add(self.space.key(arch))
@@ -76,9 +105,7 @@ class RungGuidedSearch(Strategy):
 
     def fidelity(self) -> int | None:
         """The deepest epoch at least `min_points` architectures have reached."""
-        if len(self.reached) < self.min_points:
-            return None
-        return heapq.nlargest(self.min_points, self.reached.values())[-1]
+        return self._level or None
 
     def at(self, epoch: int) -> list[tuple[Arch, float]]:
         """Each architecture's score at `epoch` (those that reached it)."""
@@ -95,11 +122,14 @@ class RungGuidedSearch(Strategy):
             "curves": self.curves,
             "asked": sorted(self.guide.asked),
             "n_asked": self.n_asked,
+            "queue": self.guide.queue,
+            "fit_tag": self.guide.fit_tag,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.curves = state["curves"]
-        self.reached = {k: max(map(int, e["scores"])) for k, e in self.curves.items()}
+        self._index_curves()
         self.guide.asked = set(state["asked"])
         self.n_asked = state["n_asked"]
+        self.guide.queue, self.guide.fit_tag = list(state.get("queue", [])), state.get("fit_tag")
