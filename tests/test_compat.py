@@ -278,3 +278,42 @@ def test_ray_validate_cluster_config():
     with probing("ray.autoscaler._private.util.prepare_config / validate_config"):
         merged = compat.ray_validate_cluster_config(cluster)
     assert merged["head_node_type"] == cluster["head_node_type"]
+
+
+def test_optuna_tpe_proposals_draws_what_tpe_draws():
+    """One proposal is TPE's own `_sample` draw for the same generator state; several are each
+    the best of their own candidates under one fit, inside the space."""
+    import copy
+
+    import optuna
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    space = {"x": FloatDistribution(0.0, 1.0), "n": IntDistribution(1, 9)}
+    sampler = optuna.samplers.TPESampler(seed=0, multivariate=True)
+    study = optuna.create_study(sampler=sampler)
+    for i in range(30):
+        params = {"x": (i * 0.37) % 1.0, "n": 1 + i % 9}
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions=space, value=params["x"] + params["n"] / 10
+        ))  # fmt: skip
+    twin = copy.deepcopy(sampler)
+    with probing("optuna.samplers._tpe.sampler (_split_trials, _build_parzen_estimator, ...)"):
+        ours = compat.optuna_tpe_proposals(sampler, study, space, 1)
+        theirs = twin._sample(study, study.trials[-1], space)
+        several = compat.optuna_tpe_proposals(sampler, study, space, 5)
+    assert ours == [theirs]
+    assert len(several) == 5 and len({(p["x"], p["n"]) for p in several}) > 1
+    assert all(0 <= p["x"] <= 1 and 1 <= p["n"] <= 9 for p in several)
+
+
+def test_optuna_samplers_take_the_folded_search_space():
+    import optuna
+
+    from orchestrator.searchers.optuna import FoldedIntersection
+
+    for cls in (optuna.samplers.TPESampler, optuna.samplers.CmaEsSampler,
+                optuna.samplers.NSGAIISampler):  # fmt: skip
+        sampler, folded = cls(seed=0), FoldedIntersection()
+        with probing(f"{cls.__name__}._search_space"):
+            assert compat.optuna_set_search_space(sampler, folded)
+            assert sampler._search_space is folded

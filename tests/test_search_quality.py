@@ -146,3 +146,60 @@ def test_past_batch_after_one_fit_serves_several_asks_and_the_queue_resumes(name
         searcher.tell(space.sample(rng), float(rng.random()))
     searcher.ask()
     assert len(fits) == 4
+
+
+def test_tpe_is_optunas_below_batch_after_and_batches_past_it():
+    """`tpe` asks exactly what Optuna's own TPESampler asks while the search is shorter than
+    `batch_after`; past it one fit of the Parzen estimators serves several asks."""
+    import random
+
+    import optuna
+
+    from orchestrator.searchers import STRATEGIES
+    from orchestrator.searchers.batched_tpe import BatchedTPESampler
+    from search_spaces import NB201Space
+
+    space = NB201Space()
+    ours = STRATEGIES["tpe"](space, seed=3)
+    plain = STRATEGIES["tpe"](space, seed=3)
+    plain._new_study(optuna.samplers.TPESampler(seed=3))  # Optuna's, unbatched
+    rng = random.Random(0)
+    for _ in range(40):
+        a, b = ours.ask(), plain.ask()
+        assert space.key(a) == space.key(b)
+        value = rng.random()
+        ours.tell(a, value)
+        plain.tell(b, value)
+    sampler = ours.study.sampler
+    assert isinstance(sampler, BatchedTPESampler)
+    sampler.batch_after = 10  # 40 told: 1 + 40 // 10 = 5 proposals a fit
+    ours.ask()
+    assert len(sampler.queue) == 4
+    for _ in range(4):
+        ours.ask()
+    assert sampler.queue == []
+
+
+def test_fidelity_serves_a_pool_past_batch_after_and_resumes_mid_batch():
+    import json
+    import random
+
+    from orchestrator.searchers import STRATEGIES
+    from search_spaces import NB201Space
+
+    space, rng = NB201Space(), random.Random(0)
+    searcher = STRATEGIES["fidelity"](space, seed=0, batch_after=None)  # no pools yet
+    for _ in range(30):
+        arch = searcher.ask()
+        for epoch in (1, 2, 3):
+            searcher.observe(arch, epoch, rng.random() * epoch)
+        searcher.tell(arch, rng.random())
+    searcher.batch_after = 10
+    first = searcher.ask()  # n_asked 31: a pool serves 1 + 31 // 10 = 4 asks
+    assert len(searcher.queue) == 3 and searcher.queue_tag[2] == 4
+    restored = STRATEGIES["fidelity"](space, seed=0, batch_after=10)
+    restored.load_state(json.loads(json.dumps(searcher.state())))
+    assert [space.key(restored.ask()) for _ in range(5)] == [
+        space.key(searcher.ask()) for _ in range(5)
+    ]
+    assert space.key(first) not in {space.key(a) for a in searcher.queue}

@@ -9,6 +9,9 @@ the rung each would reach, the trial pauses and frees its worker. When a worker 
 `choose_trial_to_run` resumes the paused trial of the largest EI when it beats a new one.
 With any other searcher (no model) it decides as ASHA does and pauses nothing.
 
+The paused trials' EIs are computed for all of them once per model fit and kept in a heap, so
+choosing among thousands of paused trials costs the same as among a few.
+
 Why: ASHA promotes every trial in a rung's top third as soon as it gets there, so a good
 searcher's proposals take most of the epochs; with few workers that is most of the budget.
 Weighing a promotion against a fresh configuration is DyHPO's decision, made here at ASHA's
@@ -17,6 +20,7 @@ rungs so that what ASHA would stop is still stopped.
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 import numpy as np
@@ -45,6 +49,10 @@ class FidelityScheduler(StopReasons, FIFOScheduler):
         self.model: Any = None  # the searcher whose `gains` / `new_gain` decide promotions
         self._starved = False  # asked for a new trial, and none came: resume a paused one
         self._gains: dict[str, tuple[int, float]] = {}  # paused trial -> (model version, EI)
+        self._heap: list[tuple[float, int, str]] = []  # (-EI, order, trial id), lazily pruned
+        self._pushed = 0  # order of pushes: ties go to the trial paused first
+        self._paused: dict[str, Any] = {}  # trial id -> trial, of those in the heap
+        self._heap_version: int | None = None  # the model version the heap was built under
 
     def consult(self, strategy: Any) -> None:
         """Decide promotions with `strategy`'s model, when it has one (the `fidelity`
@@ -88,31 +96,52 @@ class FidelityScheduler(StopReasons, FIFOScheduler):
             return CONTINUE
         paused = self._best_paused(tune_controller)
         rival = max(self._new_gain(), paused[1] if paused else 0.0)
-        return CONTINUE if mine[0] >= rival else PAUSE
+        if mine[0] >= rival:
+            return CONTINUE
+        if self._heap_version == self.model.version:  # the heap holds it from now on
+            self._gains[trial.trial_id] = (self.model.version, float(mine[0]))
+            self._paused[trial.trial_id] = trial
+            self._pushed += 1
+            heapq.heappush(self._heap, (-float(mine[0]), self._pushed, trial.trial_id))
+        return PAUSE
 
     def _new_gain(self) -> float:
         gain = self.model.new_gain(self.milestones[0] if self.milestones else self.max_t)
         return 0.0 if gain is None else gain
 
     def _best_paused(self, tune_controller: Any) -> tuple[Any, float] | None:
-        paused = [t for t in tune_controller.get_trials() if t.status == Trial.PAUSED]
-        if not paused:
-            return None
+        def scan() -> list[Any]:
+            return [t for t in tune_controller.get_trials() if t.status == Trial.PAUSED]
+
         if self.model is None:
-            return paused[0], 0.0
-        # A paused trial's EI changes only when the model is refit: computed once per fit.
+            paused = scan()
+            return (paused[0], 0.0) if paused else None
+        # A paused trial's EI changes only when the model is refit: computed once per fit, for
+        # every paused trial, into a heap that trials paused until the next fit join (a scan
+        # of every trial per fit, not per decision: there may be thousands paused).
         self.model.model()  # refit first when due, so the version read is the one used
         version = self.model.version
-        stale = [t for t in paused if self._gains.get(t.trial_id, (None,))[0] != version]
-        if stale:
-            epochs = [self._next(t.last_result.get(TIME_ATTR, 0)) for t in stale]
-            gains = self.model.gains([t.config["arch"] for t in stale], epochs)
-            if gains is None:
+        if version != self._heap_version:
+            paused = scan()
+            epochs = [self._next(t.last_result.get(TIME_ATTR, 0)) for t in paused]
+            gains = self.model.gains([t.config["arch"] for t in paused], epochs) if paused else []
+            if gains is None:  # no model yet
                 return paused[0], 0.0
-            for t, g in zip(stale, gains, strict=True):
-                self._gains[t.trial_id] = (version, float(g))
-        best = max(paused, key=lambda t: self._gains[t.trial_id][1])
-        return best, self._gains[best.trial_id][1]
+            self._gains = {t.trial_id: (version, float(g)) for t, g in zip(paused, gains)}
+            self._paused = {t.trial_id: t for t in paused}
+            # Ties go to the trial paused first, as `max` over the trials in order did.
+            self._heap = [(-g, i, t.trial_id) for i, (t, g) in enumerate(zip(paused, gains))]
+            self._pushed = len(self._heap)
+            heapq.heapify(self._heap)
+            self._heap_version = version
+        while self._heap:
+            gain, _, trial_id = self._heap[0]
+            trial = self._paused.get(trial_id)
+            if trial is not None and trial.status == Trial.PAUSED:
+                if self._gains.get(trial_id) == (version, -gain):
+                    return trial, -gain
+            heapq.heappop(self._heap)  # resumed, ended, or re-paused with another EI since
+        return None
 
     def choose_trial_to_run(self, tune_controller: Any) -> Any:
         pending = next((t for t in tune_controller.get_trials() if t.status == Trial.PENDING),

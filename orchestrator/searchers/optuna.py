@@ -32,20 +32,39 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState, create_trial
 
-from orchestrator.compat import optuna_vectorised_truncnorm
+from orchestrator.compat import optuna_set_search_space, optuna_vectorised_truncnorm
 from orchestrator.searchers.base import Strategy, Value
+from orchestrator.searchers.batched_tpe import BatchedTPESampler
 from search_spaces.base import Arch, SearchSpace
 
 # TPE's "good" group is at most 25 trials (Optuna's default gamma): a bounded history keeps them.
 KEEP_BEST = 25
 
 SAMPLERS = {
-    "tpe": optuna.samplers.TPESampler,
+    "tpe": BatchedTPESampler,  # Optuna's TPE; one fit serves several asks past 250 trials
     "cmaes": optuna.samplers.CmaEsSampler,
     "nsga2": optuna.samplers.NSGAIISampler,
     "random": optuna.samplers.RandomSampler,
     "qmc": optuna.samplers.QMCSampler,
 }
+
+
+class FoldedIntersection:
+    """The intersection of the finished trials' distributions (what Optuna's samplers model),
+    folded in as each trial finishes (`fold`) instead of recomputed over the study on every ask
+    (Optuna rescans back to its oldest running trial: with 256 workers under ASHA, nearly all)."""
+
+    def __init__(self) -> None:
+        self.space: dict[str, BaseDistribution] | None = None
+
+    def fold(self, distributions: dict[str, BaseDistribution]) -> None:
+        if self.space is None:
+            self.space = dict(distributions)
+        else:
+            self.space = {k: d for k, d in self.space.items() if distributions.get(k) == d}
+
+    def calculate(self, study: Any = None, use_cache: bool = False) -> dict[str, BaseDistribution]:
+        return dict(sorted((self.space or {}).items()))
 
 
 class ReplayTrial:
@@ -94,7 +113,7 @@ class OptunaStrategy(Strategy):
         sampler: str = "tpe",
         sampler_options: dict[str, Any] | None = None,
         directions: list[str] | None = None,
-        max_history: int | None = 1000,
+        max_history: int | None = 500,
     ):
         super().__init__(space, mode=mode, seed=seed)
         if sampler not in SAMPLERS:
@@ -107,10 +126,14 @@ class OptunaStrategy(Strategy):
         # Only TPE with one objective: CMA-ES and NSGA-II keep their own state in the trials.
         bounded = sampler == "tpe" and len(self.directions) == 1
         self.max_history = max_history if bounded else None
+        self._told = 0  # trials told in the whole search (the study may hold fewer)
         self._new_study()
 
     def _new_study(self, sampler: Any = None) -> None:
-        sampler = sampler or SAMPLERS[self.sampler_name](seed=self.seed, **self.sampler_options)
+        if sampler is None:
+            sampler = SAMPLERS[self.sampler_name](seed=self.seed, **self.sampler_options)
+            self._space = FoldedIntersection()
+            optuna_set_search_space(sampler, self._space)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         optuna_vectorised_truncnorm()
         self.study = optuna.create_study(directions=self.directions, sampler=sampler)
@@ -138,6 +161,8 @@ class OptunaStrategy(Strategy):
         return len(self.directions) > 1
 
     def ask(self) -> Arch:
+        if isinstance(self.study.sampler, BatchedTPESampler):
+            self.study.sampler.finished = self._told
         trial = self.study.ask()
         arch = self.space.suggest(trial)
         self._pending[self.space.key(arch)].append(trial)
@@ -147,11 +172,13 @@ class OptunaStrategy(Strategy):
         waiting = self._pending.get(self.space.key(arch))
         values = None if value is None else _as_list(value)
         self._finished += 1
+        self._told += 1
         if waiting and waiting[0].study is self.study:
             trial = waiting.pop(0)
             if values is None:
                 self.study.tell(trial, state=TrialState.FAIL)
             else:
+                self._space.fold(trial.distributions)
                 self.study.tell(trial, values)
             self._bound_history()
             return
@@ -165,6 +192,7 @@ class OptunaStrategy(Strategy):
                 create_trial(params=params, distributions=dists, state=TrialState.FAIL)
             )
         else:
+            self._space.fold(dists)
             self.study.add_trial(create_trial(params=params, distributions=dists, values=values))
         self._bound_history()
 
@@ -189,16 +217,20 @@ class OptunaStrategy(Strategy):
         # samplers'), pickled as Optuna documents for resuming a study with its sampler, so a
         # restored study draws exactly what the original would have. The trials stay JSON.
         sampler = base64.b64encode(pickle.dumps(self.study.sampler)).decode("ascii")
-        return {**super().state(), "trials": trials, "sampler": sampler}
+        return {**super().state(), "trials": trials, "sampler": sampler, "told": self._told}
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         saved = state.get("sampler")  # written by this nasorch's own state(): trusted input
         self._new_study(pickle.loads(base64.b64decode(saved)) if saved else None)
+        self._space = FoldedIntersection()  # folded again from the trials below
+        optuna_set_search_space(self.study.sampler, self._space)
         for t in state["trials"]:
             dists = {k: json_to_distribution(d) for k, d in t["distributions"].items()}
             st = TrialState[t["state"]]
             values = t["values"] if st == TrialState.COMPLETE else None
+            if st == TrialState.COMPLETE:
+                self._space.fold(dists)
             self.study.add_trial(
                 create_trial(
                     params=t["params"],
@@ -210,6 +242,7 @@ class OptunaStrategy(Strategy):
                 )
             )
         self._finished = len(state["trials"])
+        self._told = state.get("told", self._finished)
 
 
 def _as_list(value: Value) -> list[float]:
