@@ -2,6 +2,7 @@
 
     python benchmarks/simulated.py                       # the full grid of issue #15
     python benchmarks/simulated.py --seeds 3 --workers 4,32 --tasks 3945,7593 --trials 2000
+    python benchmarks/simulated.py --merge DIR [DIR ...]   # one table from grids run in parts
 
 Part 1 runs `nasorch simulate` (orchestrator/simulation/study.py) on the NB201 curves and the
 LCBench tasks, every combination at each worker count, and prints mean normalised regret and
@@ -46,8 +47,12 @@ def main() -> None:
     parser.add_argument("--skip", choices=("quality", "cost"), default=None)
     parser.add_argument("--processes", type=int, default=None)
     parser.add_argument("--out", default="simulate-bench")
+    parser.add_argument("--merge", nargs="+", metavar="DIR", help="tables from these runs.csv")
     args = parser.parse_args()
     out = Path(args.out)
+    if args.merge:
+        merge(args.merge)
+        return
 
     if args.skip != "quality":
         sources = ["nb201"] + [f"lcbench:{t}" for t in args.tasks.split(",") if t]
@@ -59,6 +64,39 @@ def main() -> None:
         study.execute(grid)
     if args.skip != "cost":
         decision_cost(args.cost_searchers.split(","), args.trials, out, args.processes)
+
+
+def merge(folders: list[str]) -> None:
+    """The regret table of grids run in parts (each `nasorch simulate --out DIR`), over the
+    (source, workers, seed) cells that every combination ran, so ranks compare like with
+    like; per worker count and over all, with the CPU-hours of every run read."""
+    import csv
+    from collections import defaultdict
+
+    rows = []
+    for folder in folders:
+        with open(Path(folder) / "runs.csv", newline="") as f:
+            rows += list(csv.DictReader(f))
+    for r in rows:
+        r["workers"], r["seed"] = int(r["workers"]), int(r["seed"])
+        for name, _ in study.BUDGETS:
+            r[f"regret_{name}"] = float(r[f"regret_{name}"])
+    combos = [c for c in COMBOS if any(r["combo"] == c for r in rows)]
+    cells: dict[tuple, set] = defaultdict(set)
+    for r in rows:
+        cells[(r["source"], r["workers"], r["seed"])].add(r["combo"])
+    full = {cell for cell, ran in cells.items() if ran == set(combos)}
+    runs = [{"row": r} for r in rows if (r["source"], r["workers"], r["seed"]) in full]
+    summary = study.summarize(runs)
+    for workers in sorted({cell[1] for cell in full}):
+        seeds = len({c[2] for c in full if c[1] == workers})
+        sources = len({c[0] for c in full if c[1] == workers})
+        print(f"\n{workers} workers ({sources} sources, up to {seeds} seeds each):")
+        print(study.format_table([s for s in summary if s["workers"] == workers], combos))
+    print(f"\nall ({len(full)} source x workers x seed cells, {len(runs)} searches):")
+    print(study.format_table(summary, combos))
+    cpu = sum(float(r.get("cpu_s") or 0) for r in rows) / 3600
+    print(f"{len(rows)} searches read, {cpu:.3g} CPU-hours in all (runs.csv cpu_s)")
 
 
 def _cost(searcher: str, trials: int) -> tuple[str, list[tuple[int, float]], float]:

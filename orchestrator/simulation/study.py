@@ -255,7 +255,7 @@ def _ranks(values: list[float]) -> list[float]:
 def format_table(summary: list[dict], combos: list[str]) -> str:
     """Mean normalised regret / average rank per combination at each budget, over every source
     and worker count."""
-    lines = [f"{'combination':20s}" + "".join(f"{b:>22s}" for b, _ in BUDGETS)]
+    lines = [f"{'combination':24s}" + "".join(f"{b:>22s}" for b, _ in BUDGETS)]
     for combo in combos:
         cells = []
         for budget, _ in BUDGETS:
@@ -266,7 +266,7 @@ def format_table(summary: list[dict], combos: list[str]) -> str:
             regret = np.mean([s["mean_regret"] for s in rows])
             rank = np.mean([s["mean_rank"] for s in rows])
             cells.append(f"{regret:>12.4f} (rank {rank:4.2f})")
-        lines.append(f"{combo:20s}" + "".join(cells))
+        lines.append(f"{combo:24s}" + "".join(cells))
     return "\n".join(lines)
 
 
