@@ -163,7 +163,7 @@ def test_tpe_history_is_bounded_keeping_the_best_and_pending_trials():
 
 def test_history_bound_applies_to_tpe_with_one_objective_only():
     space = Space({"x": Float(0.0, 1.0)})
-    assert OptunaStrategy(space, sampler="tpe").max_history == 1000
+    assert OptunaStrategy(space, sampler="tpe").max_history == 500
     assert OptunaStrategy(space, sampler="cmaes").max_history is None
     assert OptunaStrategy(space, directions=["maximize", "minimize"]).max_history is None
     with pytest.raises(ValueError, match="max_history must be >= 50"):

@@ -6,7 +6,7 @@ The only conversion between our architectures and Optuna's parameters is `to_opt
 function that replays an architecture through the space's own define-by-run `suggest`.
 
 TPE's ask costs time linear in the trials it has seen (Optuna rebuilds every trial's parameters
-in Python on each ask), so a long search bounds what the sampler sees: past `max_history`
+in Python on each ask), so a long search bounds what the sampler sees: past `max_history` (500)
 finished trials (and again each time half as many more have finished), the study is rebuilt
 from the best trials TPE's own split would put in its "good" group and a uniform, seeded
 sample of the rest. The good group is then exactly the full history's, and the rest is an
