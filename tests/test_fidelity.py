@@ -168,3 +168,38 @@ def test_a_real_search_with_the_fidelity_pair_survives_a_crash(tmp_path, started
         assert sorted(steps) == list(range(1, len(steps) + 1))  # none twice, none missing
         if runs[0].data.tags["nasorch.status"] == "stopped_early":
             assert runs[0].data.tags["nasorch.stop_reason"].startswith("fidelity rung")
+
+
+def test_a_trial_paused_outside_the_schedulers_decisions_is_still_resumed(tmp_path):
+    """The heap of paused trials is built once per model fit; a trial that is PAUSED without
+    the scheduler having paused it since (restored by a resume, or chosen and left paused) is
+    found when the heap runs dry, so a search never idles with a paused trial waiting."""
+    from types import SimpleNamespace
+
+    from ray.tune.experiment import Trial
+
+    source = TableCurves.load(write_curves(tmp_path / "c.csv", n=20))
+    strategy = FidelitySearch(source.space, seed=0, num_init=3, min_points=3)
+    archs = [strategy.ask() for _ in range(6)]
+    observed(source, strategy, archs, 3)
+    scheduler = FidelityScheduler(max_t=source.max_epochs)
+    scheduler.set_search_properties(source.metric, source.mode)
+    scheduler.consult(strategy)
+    trials = [
+        SimpleNamespace(trial_id=f"t{i}", status=Trial.RUNNING, config={"arch": a},
+                        last_result={"training_iteration": 3})
+        for i, a in enumerate(archs)
+    ]  # fmt: skip
+    controller = SimpleNamespace(get_trials=lambda: trials)
+    assert scheduler.choose_trial_to_run(controller) is None  # nothing paused: heap built empty
+    trials[2].status = trials[4].status = Trial.PAUSED  # paused behind the scheduler's back
+
+    def choose():  # the first call may wait for a new trial; none comes, so the second resumes
+        return scheduler.choose_trial_to_run(controller) or scheduler.choose_trial_to_run(
+            controller
+        )
+
+    chosen = choose()
+    assert chosen in (trials[2], trials[4])
+    chosen.status = Trial.RUNNING
+    assert choose() in (trials[2], trials[4])

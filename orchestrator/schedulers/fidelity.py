@@ -121,19 +121,33 @@ class FidelityScheduler(StopReasons, FIFOScheduler):
         # of every trial per fit, not per decision: there may be thousands paused).
         self.model.model()  # refit first when due, so the version read is the one used
         version = self.model.version
-        if version != self._heap_version:
-            paused = scan()
-            epochs = [self._next(t.last_result.get(TIME_ATTR, 0)) for t in paused]
-            gains = self.model.gains([t.config["arch"] for t in paused], epochs) if paused else []
-            if gains is None:  # no model yet
-                return paused[0], 0.0
-            self._gains = {t.trial_id: (version, float(g)) for t, g in zip(paused, gains)}
-            self._paused = {t.trial_id: t for t in paused}
-            # Ties go to the trial paused first, as `max` over the trials in order did.
-            self._heap = [(-g, i, t.trial_id) for i, (t, g) in enumerate(zip(paused, gains))]
-            self._pushed = len(self._heap)
-            heapq.heapify(self._heap)
-            self._heap_version = version
+        if version != self._heap_version and not self._rebuild(scan(), version):
+            paused = scan()  # no model yet
+            return (paused[0], 0.0) if paused else None
+        best = self._heap_top(version)
+        # A trial paused outside this scheduler's decisions (restored by a resume, or chosen
+        # to run and left paused) is not in the heap: when it runs dry, look again, so a paused
+        # trial is never left waiting while the search idles.
+        if best is None and self._rebuild(scan(), version):
+            best = self._heap_top(version)
+        return best
+
+    def _rebuild(self, paused: list[Any], version: int) -> bool:
+        """The heap of `paused`'s EIs under model `version` (False: no model yet)."""
+        epochs = [self._next(t.last_result.get(TIME_ATTR, 0)) for t in paused]
+        gains = self.model.gains([t.config["arch"] for t in paused], epochs) if paused else []
+        if gains is None:
+            return False
+        self._gains = {t.trial_id: (version, float(g)) for t, g in zip(paused, gains)}
+        self._paused = {t.trial_id: t for t in paused}
+        # Ties go to the trial paused first, as `max` over the trials in order did.
+        self._heap = [(-g, i, t.trial_id) for i, (t, g) in enumerate(zip(paused, gains))]
+        self._pushed = len(self._heap)
+        heapq.heapify(self._heap)
+        self._heap_version = version
+        return True
+
+    def _heap_top(self, version: int) -> tuple[Any, float] | None:
         while self._heap:
             gain, _, trial_id = self._heap[0]
             trial = self._paused.get(trial_id)
