@@ -77,6 +77,8 @@ def merge(folders: list[str]) -> None:
     for folder in folders:
         with open(Path(folder) / "runs.csv", newline="") as f:
             rows += list(csv.DictReader(f))
+    # A run in two folders (a part rerun) counts once: the later folder's.
+    rows = list({(r["source"], r["combo"], r["workers"], r["seed"]): r for r in rows}.values())
     for r in rows:
         r["workers"], r["seed"] = int(r["workers"]), int(r["seed"])
         for name, _ in study.BUDGETS:

@@ -58,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", default="4", help="simulated workers, e.g. 4,32,256")
     parser.add_argument("--seeds", type=int, default=5, help="runs per combination (default 5)")
     parser.add_argument(
+        "--first-seed", type=int, default=0,
+        help="seeds FIRST .. FIRST+SEEDS-1 (default 0): a grid split over runs, then merged",
+    )  # fmt: skip
+    parser.add_argument(
         "--budget", type=float, default=10.0,
         help="simulated time per run, in median full-trial times (default 10)",
     )  # fmt: skip
@@ -96,6 +100,8 @@ def parse(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError(f"--workers: each must be between 1 and 1024, got {args.workers!r}")
     if args.seeds < 1 or args.budget <= 0 or args.max_trials < 1:
         raise UserError("--seeds, --budget and --max-trials must be positive")
+    if getattr(args, "first_seed", 0) < 0:
+        raise UserError(f"--first-seed: must be 0 or more, got {args.first_seed}")
     sources = args.source or ["nb201"]
     for spec in sources:
         build_source(spec)  # a bad source fails here, in one line, before any process starts
@@ -104,12 +110,13 @@ def parse(args: argparse.Namespace) -> dict[str, Any]:
 
 def execute(args: argparse.Namespace) -> int:
     grid = parse(args)
+    first = getattr(args, "first_seed", 0)  # absent from benchmarks/simulated.py's namespace
     tasks = [
         (source, combo, w, seed, args.budget, args.max_trials)
         for source in grid["sources"]
         for w in grid["workers"]
         for combo in grid["combos"]
-        for seed in range(args.seeds)
+        for seed in range(first, first + args.seeds)
     ]
     processes = max(1, min(args.processes or os.cpu_count() or 1, len(tasks)))
     address = args.address if args.address not in (None, "", "local") else None
