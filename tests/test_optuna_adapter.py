@@ -161,10 +161,44 @@ def test_tpe_history_is_bounded_keeping_the_best_and_pending_trials():
     assert restored.ask() == strategy.ask()
 
 
-def test_history_bound_applies_to_tpe_with_one_objective_only():
+def test_history_bound_applies_to_tpe_with_one_objective_cmaes_and_nsga2():
     space = Space({"x": Float(0.0, 1.0)})
     assert OptunaStrategy(space, sampler="tpe").max_history == 500
-    assert OptunaStrategy(space, sampler="cmaes").max_history is None
+    assert OptunaStrategy(space, sampler="cmaes").max_history == 500
+    assert OptunaStrategy(space, sampler="nsga2", directions=["maximize"] * 2).max_history == 500
     assert OptunaStrategy(space, directions=["maximize", "minimize"]).max_history is None
+    assert OptunaStrategy(space, sampler="qmc").max_history is None
     with pytest.raises(ValueError, match="max_history must be >= 50"):
         OptunaStrategy(space, max_history=10)
+
+
+@pytest.mark.parametrize("sampler", ["cmaes", "nsga2"])
+def test_generational_samplers_go_on_from_their_generation_across_a_rebuild(sampler):
+    """A bounded CMA-ES or NSGA-II study is rebuilt from its latest trials and its best, with
+    the attributes their samplers keep there (the generation, CMA-ES's optimizer), and trials
+    asked before the rebuild keep theirs: generations rise as they do unbounded, and CMA-ES
+    converges."""
+    space = Space({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
+    options = {"population_size": 10} if sampler == "nsga2" else {"popsize": 6}
+    key = "NSGAIISampler:generation" if sampler == "nsga2" else "cma:generation"
+
+    def run(max_history: int | None) -> tuple[OptunaStrategy, list[int]]:
+        strategy = OptunaStrategy(space, seed=0, sampler=sampler, max_history=max_history,
+                                  sampler_options=options)  # fmt: skip
+        running = [strategy.ask() for _ in range(6)]
+        generations = []
+        for _ in range(400):
+            arch = running.pop(0)
+            strategy.tell(arch, -((arch["x"] - 0.3) ** 2) - (arch["y"] - 0.7) ** 2)
+            done = strategy.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+            generations.append(max(t.system_attrs.get(key, -1) for t in done))
+            running.append(strategy.ask())
+        return strategy, generations
+
+    bounded, generations = run(50)
+    _, unbounded = run(None)
+    assert len(bounded.study.trials) < 120  # rebuilt, more than once
+    assert generations == sorted(generations) and generations[-1] >= unbounded[-1] - 2 > 10
+    if sampler == "cmaes":
+        last = [t.params for t in bounded.study.trials[-20:]]
+        assert all(abs(p["x"] - 0.3) < 0.05 and abs(p["y"] - 0.7) < 0.05 for p in last)

@@ -123,8 +123,9 @@ class OptunaStrategy(Strategy):
         self.directions = directions or ["maximize" if mode == "max" else "minimize"]
         if max_history is not None and max_history < 2 * KEEP_BEST:
             raise ValueError(f"max_history must be >= {2 * KEEP_BEST} or null, got {max_history}")
-        # Only TPE with one objective: CMA-ES and NSGA-II keep their own state in the trials.
-        bounded = sampler == "tpe" and len(self.directions) == 1
+        # TPE with one objective (its "good" group is the best 25), CMA-ES and NSGA-II (their
+        # state is in their latest generations' trials); not QMC or random, which read none.
+        bounded = sampler in ("cmaes", "nsga2") or (sampler == "tpe" and len(self.directions) == 1)
         self.max_history = max_history if bounded else None
         self._told = 0  # trials told in the whole search (the study may hold fewer)
         self._new_study()
@@ -146,9 +147,17 @@ class OptunaStrategy(Strategy):
         if self.max_history is None or self._finished <= self.max_history * 3 // 2:
             return
         done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        done.sort(key=lambda t: t.value, reverse=self.directions[0] == "maximize")
-        best, rest = done[:KEEP_BEST], done[KEEP_BEST:]
-        keep = best + self.rng.sample(rest, min(len(rest), self.max_history - len(best)))
+        ranked = [] if self.multi_objective else sorted(
+            done, key=lambda t: t.value, reverse=self.directions[0] == "maximize"
+        )  # fmt: skip
+        best = ranked[:KEEP_BEST]
+        if self.sampler_name == "tpe":  # an unbiased sample of TPE's "bad" density
+            rest = ranked[KEEP_BEST:]
+            keep = best + self.rng.sample(rest, min(len(rest), self.max_history - len(best)))
+        else:  # generational (CMA-ES, NSGA-II): their last generations, whose attrs hold
+            # the optimizer and generation numbers they go on from, and the best so far
+            latest = done[-(self.max_history - len(best)) :]
+            keep = list({t.number: t for t in best + latest}.values())
         keep.sort(key=lambda t: t.number)  # in the order they were told
         pending = self._pending  # trials still running stay in the old study until told
         self._new_study(self.study.sampler)
@@ -182,9 +191,13 @@ class OptunaStrategy(Strategy):
                 self.study.tell(trial, values)
             self._bound_history()
             return
-        if waiting:  # asked before the study was rebuilt: recorded in the new one
+        attrs: dict[str, Any] = {}
+        if waiting:  # asked before the study was rebuilt: recorded in the new one, with the
+            # attributes its sampler gave it when asked (CMA-ES's and NSGA-II's generation)
             trial = waiting.pop(0)
             params, dists = trial.params, trial.distributions
+            asked = trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            attrs = next((t.system_attrs for t in asked if t.number == trial.number), {})
         else:  # an architecture this study did not ask for (restored or warm-started)
             params, dists = to_optuna(self.space, arch)
         if values is None:
@@ -193,7 +206,9 @@ class OptunaStrategy(Strategy):
             )
         else:
             self._space.fold(dists)
-            self.study.add_trial(create_trial(params=params, distributions=dists, values=values))
+            self.study.add_trial(
+                create_trial(params=params, distributions=dists, values=values, system_attrs=attrs)
+            )
         self._bound_history()
 
     def state(self) -> dict[str, Any]:
