@@ -37,6 +37,7 @@ COMBOS: dict[str, dict[str, Any]] = {
     "random+curve": {},
     "rungs+asha": {"ours": True},
     "fidelity+fidelity": {"ours": True},  # EI over (config, epoch) for new trials and promotions
+    "fidelity+asha": {"ours": True},  # the same searcher; ASHA promotes every survivor at once
 }
 
 
