@@ -185,12 +185,14 @@ def nasorch_cmd(config: Path, *extra: str) -> list[str]:
 def count_alive_nodes(address: str, env: dict[str, str]) -> int:
     code = (
         f"import ray; ray.init(address={address!r}, log_to_driver=False, logging_level='ERROR'); "
-        "print(sum(n['Alive'] for n in ray.nodes()))"
+        "print('alive nodes:', sum(n['Alive'] for n in ray.nodes()))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
     )
-    return int(out.stdout.split()[-1]) if out.returncode == 0 and out.stdout.split() else 0
+    # Ray may print to stdout too (a loaded machine's warnings): read the marked line only.
+    marked = [line for line in out.stdout.splitlines() if line.startswith("alive nodes:")]
+    return int(marked[-1].split()[-1]) if out.returncode == 0 and marked else 0
 
 
 def join_node(
