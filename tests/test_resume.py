@@ -92,11 +92,11 @@ def crash_and_resume(
     try:
         out, _ = resumed.communicate(timeout=300)
     except subprocess.TimeoutExpired:
-        os.kill(resumed.pid, signal.SIGUSR1)  # the CLI prints every thread's stack (faulthandler)
+        os.kill(resumed.pid, signal.SIGUSR2)  # the CLI prints every thread's stack (faulthandler)
         time.sleep(3)
         kill_tree(resumed)
         out, _ = resumed.communicate()
-        pytest.fail(f"nasorch resume did not end in 300 s; its output:\n{out[-5000:]}")
+        pytest.fail(f"nasorch resume did not end in 300 s; its output:\n{out[-20000:]}")
     assert resumed.returncode == 0, out
     return out
 

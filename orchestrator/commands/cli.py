@@ -216,9 +216,9 @@ def entry() -> None:
 
     from orchestrator import compat
 
-    # `kill -USR1 <pid>` prints every thread's stack to stderr: where a driver that seems stuck
+    # `kill -USR2 <pid>` prints every thread's stack to stderr: where a driver that seems stuck
     # is waiting, without stopping it.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    faulthandler.register(signal.SIGUSR2, all_threads=True)  # USR1 stops a search (Ray, ours)
     code = main()
     # Everything registered to run at exit (Ray's shutdown, multiprocessing's clean-up of the
     # writer's queues, MLflow's), then no more.
