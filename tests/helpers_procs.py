@@ -227,6 +227,13 @@ def kill_tree(proc: subprocess.Popen) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    # And its process group (the drivers start in a session of their own): a process started
+    # after the listing above, or orphaned before it, would otherwise outlive the "crash" and
+    # might hold a file lock the resumed search then waits on.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
     proc.wait(timeout=30)
 
 
