@@ -56,10 +56,14 @@ def main() -> None:
 
     if args.skip != "quality":
         sources = ["nb201"] + [f"lcbench:{t}" for t in args.tasks.split(",") if t]
-        grid = argparse.Namespace(
+        # `nasorch simulate`'s own parser: every option it has gets its default.
+        simulate_args = argparse.ArgumentParser()
+        study.add_arguments(simulate_args)
+        grid = simulate_args.parse_args([])
+        vars(grid).update(
             source=sources, combos=",".join(COMBOS), workers=args.workers, seeds=args.seeds,
             budget=args.budget, max_trials=args.max_trials, processes=args.processes,
-            out=str(out), no_plots=False,
+            out=str(out),
         )  # fmt: skip
         study.execute(grid)
     if args.skip != "cost":

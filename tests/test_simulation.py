@@ -256,3 +256,32 @@ def test_one_worker_simulation_matches_a_real_ray_run(ray_local, tmp_path):
 def test_data_path_honours_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("NASORCH_DATA", str(tmp_path))
     assert data_path("x.csv") == tmp_path / "x.csv"
+
+
+@pytest.mark.integration  # starts the benchmark script in processes
+def test_the_benchmark_grid_runs_and_merges_parts_split_by_first_seed(tmp_path):
+    """`benchmarks/simulated.py` builds its grid with `nasorch simulate`'s own options (every
+    one of them, defaults included), and `--merge` joins two parts of a grid split with
+    `--first-seed` into one table over the cells every combination ran."""
+    script = [sys.executable, str(ROOT / "benchmarks" / "simulated.py")]
+    bench = subprocess.run(
+        [*script, "--workers", "4", "--tasks", "", "--max-trials", "20", "--processes", "1",
+         "--seeds", "1", "--skip", "cost", "--out", str(tmp_path / "a")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    assert "CPU-hours in all" in bench.stdout
+    part = subprocess.run(  # the grid's second part: seed 1, every combination
+        [sys.executable, "-m", "orchestrator.commands.cli", "simulate", "--source", "nb201",
+         "--workers", "4", "--seeds", "1", "--first-seed", "1", "--max-trials", "20",
+         "--no-plots", "--out", str(tmp_path / "b")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert part.returncode == 0, part.stderr[-2000:]
+    merged = subprocess.run(
+        [*script, "--merge", str(tmp_path / "a"), str(tmp_path / "b")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert merged.returncode == 0, merged.stderr[-2000:]
+    assert "all (2 source x workers x seed cells" in merged.stdout
+    assert "fidelity+asha" in merged.stdout and "CPU-hours in all" in merged.stdout

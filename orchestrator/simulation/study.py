@@ -100,7 +100,7 @@ def parse(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError(f"--workers: each must be between 1 and 1024, got {args.workers!r}")
     if args.seeds < 1 or args.budget <= 0 or args.max_trials < 1:
         raise UserError("--seeds, --budget and --max-trials must be positive")
-    if getattr(args, "first_seed", 0) < 0:
+    if args.first_seed < 0:
         raise UserError(f"--first-seed: must be 0 or more, got {args.first_seed}")
     sources = args.source or ["nb201"]
     for spec in sources:
@@ -110,7 +110,7 @@ def parse(args: argparse.Namespace) -> dict[str, Any]:
 
 def execute(args: argparse.Namespace) -> int:
     grid = parse(args)
-    first = getattr(args, "first_seed", 0)  # absent from benchmarks/simulated.py's namespace
+    first = args.first_seed
     tasks = [
         (source, combo, w, seed, args.budget, args.max_trials)
         for source in grid["sources"]
