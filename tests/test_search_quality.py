@@ -194,12 +194,12 @@ def test_fidelity_serves_a_pool_past_batch_after_and_resumes_mid_batch():
         for epoch in (1, 2, 3):
             searcher.observe(arch, epoch, rng.random() * epoch)
         searcher.tell(arch, rng.random())
-    searcher.batch_after = 10
+    searcher.guide.batch_after = 10  # the pool queue is guided's
     first = searcher.ask()  # n_asked 31: a pool serves 1 + 31 // 10 = 4 asks
-    assert len(searcher.queue) == 3 and searcher.queue_tag[2] == 4
+    assert len(searcher.guide.queue) == 3 and searcher.guide.fit_tag[2] == 4
     restored = STRATEGIES["fidelity"](space, seed=0, batch_after=10)
     restored.load_state(json.loads(json.dumps(searcher.state())))
     assert [space.key(restored.ask()) for _ in range(5)] == [
         space.key(searcher.ask()) for _ in range(5)
     ]
-    assert space.key(first) not in {space.key(a) for a in searcher.queue}
+    assert space.key(first) not in {space.key(a) for a in searcher.guide.queue}

@@ -28,6 +28,16 @@ def one_blas_thread() -> Iterator[None]:
 
 _controller = None
 
+MAX_BATCH = 32  # proposals one model fit serves at most
+
+
+def batch_size(progress: int, batch_after: int | None) -> int:
+    """Proposals one fit serves after `progress` results (`guided`, `rungs`, `fidelity`, the
+    batched TPE): one up to `batch_after`, then one more per `batch_after`, at most MAX_BATCH."""
+    if batch_after is None:
+        return 1
+    return min(MAX_BATCH, 1 + progress // batch_after)
+
 
 def on_a_worker(fn: Callable[..., Any], *, cpus: float, gpus: float) -> Callable[..., Any]:
     """`fn` run in a Ray task when the runner has started Ray (with `gpus`, on a GPU, and not

@@ -3,7 +3,7 @@
 Optuna rebuilds TPE's two densities on every ask, in Python over every trial it holds: about
 20 ms at 1,000 trials here, the most expensive decision of any searcher. Past `batch_after`
 finished trials this sampler draws 1 + finished // `batch_after` proposals (at most
-`MAX_BATCH`) from one fit, each the best of its own `n_ei_candidates` draws by TPE's
+`_common.MAX_BATCH`) from one fit, each the best of its own `n_ei_candidates` draws by TPE's
 acquisition, exactly as Optuna picks one, and serves them to the next asks; the batch goes stale
 after as many trials have finished as it held. Below `batch_after` it is Optuna's TPE, draw for
 draw. The queue is part of the sampler, so it is pickled with it (an exact resume).
@@ -19,8 +19,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.compat import optuna_tpe_proposals
-
-MAX_BATCH = 32
+from orchestrator.searchers._common import batch_size
 
 
 class BatchedTPESampler(TPESampler):
@@ -37,11 +36,6 @@ class BatchedTPESampler(TPESampler):
         self.told_since = 0  # trials finished since the queue was drawn
         self.drawn = 0  # proposals the queue held when drawn
 
-    def batch_size(self) -> int:
-        if self.batch_after is None:
-            return 1
-        return min(MAX_BATCH, 1 + self.finished // self.batch_after)
-
     def _fresh(self) -> bool:
         return bool(self.queue) and self.told_since < self.drawn
 
@@ -50,7 +44,7 @@ class BatchedTPESampler(TPESampler):
     ) -> dict[str, Any]:
         if self._fresh() and search_space == self.space:
             return self.queue.pop(0)
-        batch = self.batch_size()
+        batch = batch_size(self.finished, self.batch_after)
         states = (TrialState.COMPLETE, TrialState.PRUNED)
         if batch == 1 or not search_space or len(study.get_trials(False, states)) < self.startup:
             self.queue = []

@@ -16,8 +16,8 @@ Why these choices, as measured on the decision-cost benchmark (benchmarks/simula
 - targets are normal scores of the ranks (as in `guided`), so EI is the same under any
   monotone transform of the metric and diverged runs do not dominate the fit;
 - past `batch_after` asks one candidate pool serves several (its best by EI, 1 + asks //
-  `batch_after` of them, at most `MAX_BATCH`, until the model is refit): a pool's cost is the
-  same at any size, so the cost per ask stops growing;
+  `batch_after` of them, at most `_common.MAX_BATCH`, until the model is refit; `guided`'s
+  queue): a pool's cost is the same at any size, so the cost per ask stops growing;
 - the state is the ordered list of observations and the fit's position in it: a restored
   searcher refits on exactly the points the original had, and asks the same next.
 """
@@ -33,15 +33,9 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.special import ndtr
 
-from orchestrator.searchers._common import one_blas_thread
+from orchestrator.searchers._common import batch_size, one_blas_thread
 from orchestrator.searchers.base import Strategy
-from orchestrator.searchers.guided import (
-    LENGTH_GRID,
-    MAX_BATCH,
-    NOISE_GRID,
-    GuidedSearch,
-    normal_scores,
-)
+from orchestrator.searchers.guided import LENGTH_GRID, NOISE_GRID, GuidedSearch, normal_scores
 from search_spaces.base import Arch, SearchSpace
 
 
@@ -66,15 +60,11 @@ class FidelitySearch(Strategy):
                 "num_init, refit_every and top_k must be >= 1, min_points >= 2 and max_points "
                 f">= 4, got {num_init}, {refit_every}, {top_k}, {min_points}, {max_points}"
             )
-        if batch_after is not None and batch_after < 1:
-            raise ValueError(f"batch_after must be >= 1 or null, got {batch_after}")
         self.num_init, self.min_points, self.refit_every = num_init, min_points, refit_every
         self.max_points, self.num_candidates, self.top_k = max_points, num_candidates, top_k
-        self.batch_after = batch_after
-        self.queue: list[Arch] = []  # the last pool's further picks, best first
-        self.queue_tag: list[int] | None = None  # [fitted_at, n_asked, batch] when drawn
-        # Unseen random archs and the exhausted-space fallback are `guided`'s; same generator.
-        self.guide = GuidedSearch(space, mode=mode)
+        # Unseen random archs, the exhausted-space fallback and the queue of a pool's further
+        # picks (checked `batch_after`) are `guided`'s; same generator.
+        self.guide = GuidedSearch(space, mode=mode, batch_after=batch_after)
         self.guide.rng = self.rng
         self.horizon: int | None = None  # the last epoch (the scheduler sets it; else deepest)
         self.obs: list[list] = []  # [key, epoch, score] in the order observed
@@ -201,23 +191,12 @@ class FidelitySearch(Strategy):
         started = self.n_asked > self.num_init or len(self._last) >= self.num_init
         model = self.model() if started else None
         if model is not None:
-            pick = self._queued() or self._propose(model)
+            # A pool is fresh while the model that ranked it is, for as many asks as it held.
+            pick = self.guide.queued(self.fitted_at, self.n_asked) or self._propose(model)
         if pick is None:
             pick = self.guide.random_unseen()
         self.guide.asked.add(self.space.key(pick))
         return pick
-
-    def _queued(self) -> Arch | None:
-        """The last pool's next pick, while the model is the one that ranked it and fewer asks
-        have passed than it held."""
-        tag = self.queue_tag
-        if tag is None or tag[0] != self.fitted_at or self.n_asked - tag[1] >= tag[2]:
-            self.queue = []
-        while self.queue:
-            arch = self.queue.pop(0)
-            if self.space.key(arch) not in self.guide.asked:
-                return arch
-        return None
 
     def _propose(self, model: _Model) -> Arch | None:
         top = heapq.nlargest(self.top_k, self._last, key=lambda k: (self._last[k][1], k))
@@ -239,11 +218,9 @@ class FidelitySearch(Strategy):
             )
             x = np.array([self.space.encode(a) for a in cands])
             ei = model.ei_z(x, np.full(len(cands), final), np.full(len(cands), incumbent.max()))
-        batch = (
-            1 if self.batch_after is None else min(MAX_BATCH, 1 + self.n_asked // self.batch_after)
-        )
+        batch = batch_size(self.n_asked, self.guide.batch_after)
         picks = [cands[int(i)] for i in np.argsort(-ei, kind="stable")[:batch]]
-        self.queue, self.queue_tag = picks[1:], [self.fitted_at, self.n_asked, batch]
+        self.guide.queue, self.guide.fit_tag = picks[1:], [self.fitted_at, self.n_asked, batch]
         return picks[0]
 
     def summary(self) -> dict[str, float]:
@@ -258,8 +235,8 @@ class FidelitySearch(Strategy):
             "asked": sorted(self.guide.asked),
             "n_asked": self.n_asked,
             "fitted_at": self.fitted_at,
-            "queue": self.queue,
-            "queue_tag": self.queue_tag,
+            "queue": self.guide.queue,
+            "fit_tag": self.guide.fit_tag,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -268,7 +245,7 @@ class FidelitySearch(Strategy):
         self.archs = dict(state["archs"])
         self.guide.asked = set(state["asked"])
         self.n_asked, self.fitted_at = state["n_asked"], state["fitted_at"]
-        self.queue, self.queue_tag = list(state.get("queue", [])), state.get("queue_tag")
+        self.guide.queue, self.guide.fit_tag = list(state.get("queue", [])), state.get("fit_tag")
         self._reset_index()
 
 

@@ -20,7 +20,7 @@ Why these choices:
   monotone transform of the metric (accuracy, error, log-loss) and outliers such as diverged
   architectures do not dominate the fit;
 - past `batch_after` results one fit serves several asks (one more per `batch_after` results,
-  at most `MAX_BATCH`), each the argmax of its own Thompson draw, as batch Thompson sampling
+  at most `_common.MAX_BATCH`), each the argmax of its own Thompson draw, as batch Thompson sampling
   does: a fit costs the same at any size, so the cost per ask stops growing with the search
   (under 5 ms at 10,000 trials), and a fit goes stale after as many new results as it served.
 """
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from orchestrator.searchers._common import one_blas_thread
+from orchestrator.searchers._common import batch_size, one_blas_thread
 from orchestrator.searchers.base import Strategy
 from search_spaces.base import Arch, SearchSpace
 from search_spaces.candidates import CandidateSpace
@@ -42,7 +42,6 @@ from search_spaces.candidates import CandidateSpace
 # The GP hyperparameters tried at each fit (fidelity.py fits over the same grid).
 NOISE_GRID = (0.01, 0.1)
 LENGTH_GRID = (0.5, 1.0, 2.0)  # squared lengthscale, relative to the mean squared distance
-MAX_BATCH = 32  # proposals one fit serves at most
 
 
 class GuidedSearch(Strategy):
@@ -174,15 +173,10 @@ class GuidedSearch(Strategy):
                 unique.setdefault(k, arch)
         return list(unique.values())
 
-    def batch_size(self, progress: int) -> int:
-        """Proposals one fit serves after `progress` results."""
-        if self.batch_after is None:
-            return 1
-        return min(MAX_BATCH, 1 + progress // self.batch_after)
-
     def queued(self, context: int, progress: int) -> Arch | None:
         """The last fit's next proposal while the fit is fresh: made in the same `context` (the
-        phase, or `rungs`' epoch) and fewer results ago than the proposals it served."""
+        phase, `rungs`' epoch, `fidelity`'s model) and fewer results (or asks) ago than the
+        proposals it served."""
         tag = self.fit_tag
         if tag is None or tag[0] != context or progress - tag[1] >= tag[2]:
             self.queue = []
@@ -215,7 +209,7 @@ class GuidedSearch(Strategy):
         y = normal_scores([s for _, s in done])
         with one_blas_thread():
             mean, std = fit_predict(x, y, np.array([self.space.encode(a) for a in cands]))
-        batch = min(self.batch_size(progress), len(cands))
+        batch = min(batch_size(progress, self.batch_after), len(cands))
         if self.acquisition == "its":
             # Independent Thompson sampling (as in BANANAS): a posterior draw per candidate
             # explores more than a fixed bonus and escapes local optima more often; a batch
