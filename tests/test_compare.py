@@ -12,6 +12,7 @@ import orchestrator
 from orchestrator.commands import compare
 from orchestrator.commands.cli import main
 from orchestrator.core.errors import UserError
+from orchestrator.tracking.session import existing_client
 
 SPACE = {"name": "custom", "options": {"params": {"a": ["x", "yy", "zzz"], "b": [1, 22, 333]}}}
 
@@ -84,7 +85,7 @@ def _plotted(ax, gid: str) -> list[float]:
 
 def test_plot_shows_every_trial_and_the_best_per_search(searches):
     uri, results = searches
-    client = compare.open_client(uri)
+    client = existing_client(uri, field="--tracking-uri")
     parents = compare.resolve_searches(client, ["cmp"], uri)
     ax = compare.comparison_figure([compare.summarize(client, p) for p in parents]).axes[0]
     for row, result in enumerate(results):

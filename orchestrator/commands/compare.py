@@ -22,7 +22,7 @@ from orchestrator.core import tags as T
 from orchestrator.core.errors import UserError
 from orchestrator.reporting.leaderboard import to_markdown
 from orchestrator.reporting.plots import best_so_far, child_runs
-from orchestrator.tracking.session import client_for, runs_page_url
+from orchestrator.tracking.session import existing_client, runs_page_url
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 SEARCH_FILTER = f"tags.`{T.ROLE}` = '{T.SEARCH}'"
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
-    client = open_client(uri)
+    client = existing_client(uri, field="--tracking-uri")
     parents = resolve_searches(client, args.searches, uri)
     summaries = [summarize(client, p, args.metric, args.mode) for p in parents]
     table = comparison_table(summaries)
@@ -69,14 +69,6 @@ def execute(args: argparse.Namespace) -> int:
 
 
 # ---- reading MLflow ------------------------------------------------------------------------
-
-
-def open_client(uri: str) -> Any:
-    """An MlflowClient on `uri`, refusing a server that does not answer and a local store that
-    does not exist (MLflow would silently create an empty one)."""
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        raise UserError(f"--tracking-uri: no MLflow store at {uri.removeprefix('sqlite:///')}")
-    return client_for(uri, field="--tracking-uri")
 
 
 def resolve_searches(client: Any, refs: list[str], uri: str) -> list[Any]:
@@ -257,7 +249,7 @@ def comparison_figure(summaries: list[dict]) -> Any:
 def newest_search_url(uri: str, base: str) -> str | None:
     """The runs page of the experiment holding the newest nasorch search, or None."""
     try:
-        client = open_client(uri)
+        client = existing_client(uri, field="--tracking-uri")
         exps = [e.experiment_id for e in client.search_experiments(max_results=1000)]
         runs = client.search_runs(
             exps, SEARCH_FILTER, order_by=["attributes.start_time DESC"], max_results=1

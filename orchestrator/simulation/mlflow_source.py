@@ -36,7 +36,7 @@ from orchestrator.config import default_tracking_uri, parse_config
 from orchestrator.core import tags as T
 from orchestrator.core.errors import UserError, first_line
 from orchestrator.execution.components import build_space
-from orchestrator.tracking.session import client_for
+from orchestrator.tracking.session import existing_client
 from orchestrator.warm_start.record import read_record
 from search_spaces.base import Arch, SearchSpace
 from search_spaces.candidates import CandidateSpace
@@ -80,10 +80,7 @@ def mlflow_curves(spec: str) -> TableCurves:
 @functools.lru_cache(maxsize=4)  # read once per process: forked workers inherit the table
 def _load(name: str, uri: str) -> TableCurves:
     where = f"{PREFIX}{name}"
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        # MLflow would create an empty store and find nothing in it (compare's open_client)
-        raise CurveError(f"{where}: no MLflow store at {uri.removeprefix('sqlite:///')}")
-    client = client_for(uri, field="--source")
+    client = existing_client(uri, field=f"--source: {where}")
     exp = client.get_experiment_by_name(name)
     if exp is None:
         raise CurveError(f"{where}: no MLflow experiment named {name!r} in {uri}; use {USAGE}")

@@ -177,6 +177,16 @@ def client_for(uri: str, field: str = "tracking.uri") -> Any:
     return client
 
 
+def existing_client(uri: str, field: str) -> Any:
+    """`client_for`, refusing a local store that does not exist: for commands that read past
+    records (`nasorch compare`, `simulate --source mlflow:`), where MLflow would silently create
+    an empty one and find nothing in it."""
+    db = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if uri.startswith("sqlite:///") and not Path(db).exists():
+        raise UserError(f"{field}: no MLflow store at {db}")
+    return client_for(uri, field=field)
+
+
 @contextlib.contextmanager
 def store_lock(uri: str) -> Iterator[None]:
     """An exclusive lock on a local SQLite store (a `.lock` file next to the database)."""
