@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 
 import pytest
 import yaml
@@ -66,6 +68,32 @@ def test_fetch_copies_a_folder_and_names_a_missing_object(tmp_path):
     with pytest.raises(InputError) as e:
         storage.fetch(f"file://{tmp_path}/none.csv", str(tmp_path / "cache"), "dataset.path")
     assert str(e.value) == f"dataset.path: file://{tmp_path}/none.csv does not exist"
+
+
+def test_a_process_waiting_for_a_lock_names_the_lock_and_its_holder(tmp_path, capsys):
+    """A wait on a held lock is said once with the holder's id (how a stray process holding
+    the state or data lock is found), and the waiter goes on once the lock is released."""
+    path = tmp_path / ".lock"
+    entered = threading.Event()
+
+    def wait_for_it():
+        with storage.locked(path):
+            entered.set()
+
+    with storage.locked(path):
+        assert path.read_text() == str(os.getpid())
+        waiter = threading.Thread(target=wait_for_it)
+        waiter.start()
+        said = ""
+        for _ in range(500):
+            said += capsys.readouterr().err
+            if said:
+                break
+            time.sleep(0.01)
+        assert said == f"nasorch: waiting for the lock {path} (held by process {os.getpid()})\n"
+        assert not entered.is_set()
+    waiter.join(timeout=10)
+    assert entered.is_set()
 
 
 def test_refused_credentials_and_an_unreachable_store_are_said_plainly():

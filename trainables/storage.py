@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,11 +147,26 @@ def why(error: OSError) -> str:
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path` (a file), held by one process of the node at a time."""
+    """An exclusive lock on `path` (a file), held by one process of the node at a time.
+
+    The holder writes its process id into the file, and a process that has to wait says once,
+    on stderr, which lock and which process it waits for: a lock held by a process that
+    outlived its search (a stray worker) is then found by its id, not by a debugger.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with open(path, "a+") as lock:
         try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            print(f"nasorch: waiting for the lock {path} (held by process {holder})",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            lock.truncate(0)
+            lock.write(str(os.getpid()))
+            lock.flush()
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
