@@ -68,6 +68,10 @@ def with_(**changes):
             "search_space.options: mlp: max_depth must be between 1 and 16",
         ),
         (
+            with_(searcher={"name": "fidelity", "options": {"acquisition": "ucb"}}),
+            "searcher.options: fidelity: acquisition must be one of alternate, ei, its, got 'ucb'",
+        ),
+        (
             with_(scheduler={"name": "asha", "options": {"grace_period": 50}}),
             "scheduler.options: asha: grace_period must be between 1 and max epochs (10)",
         ),

@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.schedulers import SCHEDULERS
 from orchestrator.schedulers.fidelity import PAUSE, FidelityScheduler
-from orchestrator.searchers.fidelity import FidelitySearch
+from orchestrator.searchers.fidelity import ACQUISITIONS, FidelitySearch
 from orchestrator.simulation import build_source, simulate
 from orchestrator.simulation.setup import combo_parts
 from tests.test_resume import started
@@ -75,6 +75,31 @@ def test_gains_rank_a_good_curve_above_a_poor_one_and_the_state_refits_alike(tmp
     restored.load_state(json.loads(json.dumps(strategy.state())))
     assert restored.gains([good, poor], [9, 9]) == pytest.approx(gains)
     assert [restored.ask() for _ in range(5)] == [strategy.ask() for _ in range(5)]
+
+
+def test_proposals_alternate_between_ei_and_a_thompson_draw(tmp_path):
+    """`alternate` proposes what `ei` would on even asks and what `its` would on odd ones,
+    from the same state; a restored searcher keeps the turn (it is the saved ask count)."""
+    source = TableCurves.load(write_curves(tmp_path / "c.csv", n=60))
+    options = {"num_init": 3, "min_points": 3, "refit_every": 4}
+    strategy = FidelitySearch(source.space, seed=0, **options)
+    strategy.horizon = source.max_epochs
+    observed(source, strategy, [strategy.ask() for _ in range(12)], 3)
+    kinds = set()
+    for shift in (0, 1):
+        state = json.loads(json.dumps(strategy.state()))
+        state["n_asked"] += shift
+        picks = {}
+        for acquisition in ACQUISITIONS:
+            searcher = FidelitySearch(source.space, seed=5, acquisition=acquisition, **options)
+            searcher.horizon = source.max_epochs
+            searcher.load_state(state)
+            picks[acquisition] = source.space.key(searcher.ask())
+        turn = "its" if (state["n_asked"] + 1) % 2 else "ei"
+        assert picks["alternate"] == picks[turn], (shift, picks)
+        assert picks["ei"] != picks["its"], picks  # the two rules differ here
+        kinds.add(turn)
+    assert kinds == {"ei", "its"}
 
 
 def test_the_model_is_refit_less_often_as_observations_accumulate():

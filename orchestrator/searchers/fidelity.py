@@ -3,13 +3,18 @@ DyHPO, Hyper-Tune and MOBSTER (our own; pair it with the `fidelity` scheduler).
 
 Every reported epoch of every trial (`observe`) is a training point of one Gaussian process on
 the space's `encode` plus the epoch (log-scaled to the budget). New configurations are chosen
-by expected improvement (EI) of the model's predicted value at the last epoch over the best
-predicted final value of the configurations tried so far, among random candidates and
-mutations of the best. The `fidelity` scheduler (schedulers/fidelity.py) consults the same
+at the last epoch among random candidates and mutations of the best: by expected improvement
+(EI) over the best predicted final value of the configurations tried so far, and every other
+proposal by a Thompson draw of the model instead (`acquisition="alternate"`). The `fidelity`
+scheduler (schedulers/fidelity.py) consults the same
 model when a worker frees: continue a paused trial to its next rung, or start a new one,
 whichever has the larger EI at the rung it would reach (`gains`, `new_gain`).
 
-Why these choices, as measured on the decision-cost benchmark (benchmarks/simulated.py):
+Why these choices, as measured (benchmarks/simulated.py, on seeds the grid does not use):
+- EI and Thompson draws alternate: EI's greedy pick reaches a good configuration soonest (the
+  lowest regret at a short budget), Thompson draws spread the proposals and keep finding
+  better ones later; alternating did as well as EI early and better than either alone late,
+  at 4 and at 32 workers (docs/benchmarks/simulated.md);
 - the model is refit every `refit_every` observations, and less often as they accumulate (a
   fit every 1/16th more), on at most `max_points` of them (the best half and the latest): the
   cost of a decision stays flat at 10,000 trials and 256 workers;
@@ -38,6 +43,8 @@ from orchestrator.searchers.base import Strategy
 from orchestrator.searchers.guided import LENGTH_GRID, NOISE_GRID, GuidedSearch, normal_scores
 from search_spaces.base import Arch, SearchSpace
 
+ACQUISITIONS = ("alternate", "ei", "its")  # EI and Thompson in turn, EI alone, Thompson alone
+
 
 class FidelitySearch(Strategy):
     def __init__(
@@ -53,8 +60,13 @@ class FidelitySearch(Strategy):
         num_candidates: int = 64,
         top_k: int = 5,
         batch_after: int | None = 250,
+        acquisition: str = "alternate",
     ):
         super().__init__(space, mode=mode, seed=seed)
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(
+                f"acquisition must be one of {', '.join(ACQUISITIONS)}, got {acquisition!r}"
+            )
         if num_init < 1 or min_points < 2 or refit_every < 1 or max_points < 4 or top_k < 1:
             raise ValueError(
                 "num_init, refit_every and top_k must be >= 1, min_points >= 2 and max_points "
@@ -62,6 +74,7 @@ class FidelitySearch(Strategy):
             )
         self.num_init, self.min_points, self.refit_every = num_init, min_points, refit_every
         self.max_points, self.num_candidates, self.top_k = max_points, num_candidates, top_k
+        self.acquisition = acquisition
         # Unseen random archs, the exhausted-space fallback and the queue of a pool's further
         # picks (checked `batch_after`) are `guided`'s; same generator.
         self.guide = GuidedSearch(space, mode=mode, batch_after=batch_after)
@@ -211,15 +224,27 @@ class FidelitySearch(Strategy):
         if not unique:
             return None
         cands = list(unique.values())
-        final = float(self._deepest())
+        final = np.full(len(cands), float(self._deepest()))
+        batch = min(batch_size(self.n_asked, self.guide.batch_after), len(cands))
+        x = np.array([self.space.encode(a) for a in cands])
+        thompson = self.acquisition == "its" or (
+            self.acquisition == "alternate" and self.n_asked % 2 == 1
+        )
         with one_blas_thread():
-            incumbent, _ = model.predict(
-                np.array([self._encode(k) for k in top]), np.full(len(top), final)
-            )
-            x = np.array([self.space.encode(a) for a in cands])
-            ei = model.ei_z(x, np.full(len(cands), final), np.full(len(cands), incumbent.max()))
-        batch = batch_size(self.n_asked, self.guide.batch_after)
-        picks = [cands[int(i)] for i in np.argsort(-ei, kind="stable")[:batch]]
+            if thompson:  # each pick from a posterior draw of its own, as `guided`'s batches
+                mean, std = model.predict(x, final)
+                order: list[int] = []
+                for _ in range(batch):
+                    value = mean + std * np.array([self.rng.gauss(0.0, 1.0) for _ in cands])
+                    value[order] = -np.inf
+                    order.append(int(np.argmax(value)))
+            else:
+                incumbent, _ = model.predict(
+                    np.array([self._encode(k) for k in top]), np.full(len(top), final[0])
+                )
+                ei = model.ei_z(x, final, np.full(len(cands), incumbent.max()))
+                order = [int(i) for i in np.argsort(-ei, kind="stable")[:batch]]
+        picks = [cands[i] for i in order]
         self.guide.queue, self.guide.fit_tag = picks[1:], [self.fitted_at, self.n_asked, batch]
         return picks[0]
 
