@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from orchestrator.schedulers import SCHEDULERS
@@ -112,6 +113,32 @@ def test_the_model_is_refit_less_often_as_observations_accumulate():
             fits.append(strategy.fitted_at)
     assert len(fits) < 600 // 8  # every 8 at first, then every 1/16th more
     assert strategy._model.x.shape[0] <= 16  # the training set is capped
+
+
+def test_the_model_fits_the_best_configurations_not_one_configurations_epochs():
+    """The GP's best half is each of the best configurations' deepest observation: a long good
+    curve does not fill it with its own epochs (the model then knew one configuration, and
+    stalled at 256 workers). A restored searcher fits the same points from its saved list."""
+    import random
+
+    space = build_source("nb201").space
+    rng = random.Random(0)
+    archs = list({space.key(a): a for a in (space.sample(rng) for _ in range(20))}.values())[:8]
+    strategy = FidelitySearch(space, seed=0, min_points=2, refit_every=1000, max_points=8)
+    for epoch in range(1, 11):  # archs[0]: the best curve, ten epochs
+        strategy.observe(archs[0], epoch, 0.90 + epoch / 100)
+    for i, arch in enumerate(archs[1:4]):  # good, two epochs each
+        strategy.observe(arch, 1, 0.80 + i / 100)
+        strategy.observe(arch, 2, 0.85 + i / 100)
+    for arch in archs[4:]:  # the latest four: poor, one epoch
+        strategy.observe(arch, 1, 0.10)
+    strategy._fit(len(strategy.obs))
+    rows = {tuple(r[:-1]) for r in np.round(strategy._model.x, 9)}
+    assert rows == {tuple(np.round(space.encode(a), 9)) for a in archs}  # all eight, once each
+    strategy.observe(archs[5], 2, 0.2)  # not refit yet: the restored one must not use it
+    restored = FidelitySearch(space, seed=0, min_points=2, refit_every=1000, max_points=8)
+    restored.load_state(json.loads(json.dumps(strategy.state())))
+    assert np.array_equal(restored.model().x, strategy._model.x)
 
 
 def test_one_epoch_top_k_continues_only_the_best_so_far(tmp_path):
