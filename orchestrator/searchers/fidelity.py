@@ -44,7 +44,13 @@ from scipy.special import ndtr
 
 from orchestrator.searchers._common import batch_size, one_blas_thread
 from orchestrator.searchers.base import Strategy
-from orchestrator.searchers.guided import LENGTH_GRID, NOISE_GRID, GuidedSearch, normal_scores
+from orchestrator.searchers.guided import (
+    LENGTH_GRID,
+    NOISE_GRID,
+    GuidedSearch,
+    normal_scores,
+    thompson_picks,
+)
 from search_spaces.base import Arch, SearchSpace
 
 ACQUISITIONS = ("alternate", "ei", "its")  # EI and Thompson in turn, EI alone, Thompson alone
@@ -239,11 +245,7 @@ class FidelitySearch(Strategy):
         with one_blas_thread():
             if thompson:  # each pick from a posterior draw of its own, as `guided`'s batches
                 mean, std = model.predict(x, final)
-                order: list[int] = []
-                for _ in range(batch):
-                    value = mean + std * np.array([self.rng.gauss(0.0, 1.0) for _ in cands])
-                    value[order] = -np.inf
-                    order.append(int(np.argmax(value)))
+                order = thompson_picks(mean, std, batch, self.rng)
             else:
                 incumbent, _ = model.predict(
                     np.array([self._encode(k) for k in top]), np.full(len(top), final[0])

@@ -214,12 +214,7 @@ class GuidedSearch(Strategy):
             # Independent Thompson sampling (as in BANANAS): a posterior draw per candidate
             # explores more than a fixed bonus and escapes local optima more often; a batch
             # takes each proposal from a draw of its own.
-            picks: list[int] = []
-            for _ in range(batch):
-                z = np.array([self.rng.gauss(0.0, 1.0) for _ in cands])
-                value = mean + self.kappa * z * std
-                value[picks] = -np.inf
-                picks.append(int(np.argmax(value)))
+            picks = thompson_picks(mean, std, batch, self.rng, self.kappa)
         else:
             picks = [int(i) for i in np.argsort(-(mean + self.kappa * std), kind="stable")[:batch]]
         self.queue = [cands[i] for i in picks[1:]]
@@ -245,6 +240,20 @@ class GuidedSearch(Strategy):
         self.restart_at = state["restart_at"]
         self.queue, self.fit_tag = list(state.get("queue", [])), state.get("fit_tag")
         self._index_results()
+
+
+def thompson_picks(
+    mean: np.ndarray, std: np.ndarray, batch: int, rng: Any, kappa: float = 1.0
+) -> list[int]:
+    """`batch` distinct candidates, each the argmax of its own posterior draw (`fidelity`'s
+    Thompson turns too)."""
+    picks: list[int] = []
+    for _ in range(batch):
+        z = np.array([rng.gauss(0.0, 1.0) for _ in mean])
+        value = mean + kappa * z * std
+        value[picks] = -np.inf
+        picks.append(int(np.argmax(value)))
+    return picks
 
 
 def normal_scores(values: list[float]) -> np.ndarray:
